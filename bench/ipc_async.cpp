@@ -1,0 +1,99 @@
+// Mode "async": uipc itself — a client runtime thread with `inflight` coroutines, each calling
+// in a loop, and a server runtime thread echoing through ipc::Server. Library defaults
+// throughout (spin window, then sleep), so the numbers are what a user gets.
+#include <cstring>
+#include <thread>
+
+#include "harness.hpp"
+#include "uipc/ipc/server.hpp"
+
+namespace uipc::bench {
+namespace {
+
+IpcResult run_async(const IpcParams& p) {
+  Runtime server_rt;
+  ipc::Server server(server_rt, [](std::span<const std::byte> req, std::span<std::byte> reply) -> Task<Result<std::size_t>> {
+    std::memcpy(reply.data(), req.data(), req.size());
+    co_return req.size();
+  });
+  std::thread server_thread([&] {
+    pin_this_thread(cpu_or_none(p, 1));
+    server_rt.block_on(server.serve());
+  });
+
+  IpcResult res;
+  {
+    pin_this_thread(cpu_or_none(p, 0));
+    Runtime rt;
+    ipc::ChannelOptions o;
+    o.max_payload = static_cast<std::uint32_t>(std::max<std::size_t>(p.msg_bytes, 64));
+    o.capacity = 256;
+    while (o.capacity < p.inflight) o.capacity *= 2;
+    auto c = server.connect(rt, o);
+    if (!c) {
+      std::fprintf(stderr, "uipc bench: async: connect: %s\n", c.error().message().c_str());
+      std::abort();
+    }
+    auto client = std::move(c.value());
+
+    const std::uint64_t warm_ns = static_cast<std::uint64_t>(p.seconds * 0.1e9) + 1'000'000;
+    const std::uint64_t run_ns = static_cast<std::uint64_t>(p.seconds * 1e9);
+    const std::uint64_t t0 = now_ns();
+    const std::uint64_t measure_from = t0 + warm_ns, measure_to = measure_from + run_ns;
+    bool measuring = false, stop = false;
+    std::uint64_t ops = 0, seq = 0, k0 = 0, t_start = 0, t_end = 0;
+    double cpu0 = 0;
+    auto kernel_entries = [&] {
+      return rt.counters().kernel_entries.get() + server_rt.counters().kernel_entries.get();
+    };
+    LatencyRecorder lat;
+
+    auto worker = [&]() -> Task<void> {
+      std::vector<std::byte> req(p.msg_bytes), rep(p.msg_bytes);
+      while (!stop) {
+        const std::uint64_t s = ++seq;
+        std::memcpy(req.data(), &s, sizeof s);
+        const std::uint64_t a = now_ns();
+        auto r = co_await client->call(req, rep);
+        const std::uint64_t b = now_ns();
+        std::uint64_t back = 0;
+        if (r) std::memcpy(&back, rep.data(), sizeof back);
+        if (!r || r.value() != p.msg_bytes || back != s) {
+          std::fprintf(stderr, "uipc bench: async: bad reply (%s)\n", r ? "payload mismatch" : r.error().message().c_str());
+          std::abort();
+        }
+        if (!measuring && !stop && b >= measure_from) {
+          measuring = true;
+          k0 = kernel_entries();
+          cpu0 = process_cpu_seconds();
+          t_start = b;
+        } else if (measuring && b >= measure_to) {
+          measuring = false;
+          stop = true;
+          t_end = b;
+          res.kernel_entries = kernel_entries() - k0;
+          res.cpu_s = process_cpu_seconds() - cpu0;
+        } else if (measuring) {
+          ++ops;
+          lat.record(b - a);
+        }
+      }
+    };
+    for (unsigned i = 0; i < p.inflight; ++i) rt.spawn(worker());
+    rt.run();
+    res.ops = ops;
+    res.wall_s = static_cast<double>(t_end - t_start) / 1e9;
+    res.p50_ns = lat.percentile(50);
+    res.p99_ns = lat.percentile(99);
+    res.note = "coroutines: " + std::to_string(p.inflight);
+    client->close();
+  }
+  server.stop();
+  server_thread.join();
+  return res;
+}
+
+const IpcModeRegistrar reg("async", run_async);
+
+}  // namespace
+}  // namespace uipc::bench

@@ -1,0 +1,134 @@
+// uipc/abi/layout.hpp — the shared-memory ABI.
+//
+// Invariants:
+//  * Every type here is standard-layout and trivially copyable apart from its atomics, has
+//    explicit padding, and has its size and field offsets pinned by static_assert: two processes
+//    built from different commits either agree on every byte or refuse each other by magic/version.
+//  * Nothing read from a mapping is trusted. Readers copy a field once, validate it, and use the
+//    copy; the peer may rewrite the mapping at any time (see ring/ring.hpp, ipc/channel.hpp).
+//  * Atomics placed in shared memory must be lock-free and address-free (static_assert below), so
+//    the same object works across processes that map it at different addresses.
+//
+// Who may call: anyone; this header only describes memory.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <type_traits>
+
+namespace uipc::abi {
+
+inline constexpr std::size_t kCacheLine = 64;
+inline constexpr std::uint32_t kVectors = 64;                      // user-interrupt vectors
+inline constexpr std::uint32_t kMaxSlots = kVectors * kVectors;    // vectors × doorbell bits
+inline constexpr std::uint32_t kAbiVersion = 1;
+
+static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
+static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
+static_assert(sizeof(std::atomic<std::uint64_t>) == 8 && sizeof(std::atomic<std::uint32_t>) == 4);
+
+// ---------------------------------------------------------------------------------------------
+// U-notification: laid out like a posted-interrupt descriptor. A slot s (0..4095) maps to
+// vector s % 64 and doorbell bit s / 64, so up to 64 slots own a vector each and the doorbell
+// word of a vector says which of its (up to 64) sharers rang.
+inline constexpr std::uint64_t kNotificationMagic = 0x7569'7063'4e4f'5446ull;  // "uipcNOTF"
+
+enum class ReceiverState : std::uint32_t {
+  running = 0,   // the receiver will look at `pending` at its next scheduling point
+  sleeping = 1,  // the receiver waits on the futex `state`; a sender must wake it
+};
+
+struct alignas(kCacheLine) NotificationWord {
+  // line 0: the hot words a sender touches
+  std::atomic<std::uint64_t> pending;  // one bit per vector
+  std::atomic<std::uint32_t> state;    // ReceiverState; also the futex word
+  std::uint32_t version;
+  std::uint64_t magic;
+  std::uint8_t pad0[kCacheLine - 24];
+  // lines 1..8: second-level doorbells, one 64-bit word per vector
+  std::atomic<std::uint64_t> doorbell[kVectors];
+};
+static_assert(offsetof(NotificationWord, pending) == 0);
+static_assert(offsetof(NotificationWord, state) == 8);
+static_assert(offsetof(NotificationWord, doorbell) == kCacheLine);
+static_assert(sizeof(NotificationWord) == kCacheLine + kVectors * 8);
+
+constexpr std::uint32_t slot_vector(std::uint32_t slot) { return slot % kVectors; }
+constexpr std::uint32_t slot_doorbell_bit(std::uint32_t slot) { return slot / kVectors; }
+
+// ---------------------------------------------------------------------------------------------
+// SPSC ring indices. The producer's line and the consumer's line are separate so neither side's
+// stores invalidate the other's hot line more than the protocol requires (rigtorp/SPSCQueue).
+// Indices are free-running 32-bit counters; slot = index & (capacity - 1).
+struct alignas(kCacheLine) RingProducerLine {
+  std::atomic<std::uint32_t> tail;          // written by the producer only (release)
+  std::atomic<std::uint32_t> space_waiter;  // 1: the producer waits for space (armed by producer)
+  std::uint8_t pad[kCacheLine - 8];
+};
+struct alignas(kCacheLine) RingConsumerLine {
+  std::atomic<std::uint32_t> head;          // written by the consumer only (release)
+  std::atomic<std::uint32_t> data_waiter;   // 1: the consumer waits for data (armed by consumer)
+  std::uint8_t pad[kCacheLine - 8];
+};
+struct RingIndices {
+  RingProducerLine prod;
+  RingConsumerLine cons;
+};
+static_assert(sizeof(RingIndices) == 2 * kCacheLine);
+static_assert(offsetof(RingIndices, cons) == kCacheLine);
+
+// Every ring entry starts with this header; the payload follows, up to the channel's
+// max_payload bytes. `id` is opaque to the ring (the IPC layer puts a generation-tagged call id
+// there), `len` is the payload length, `status` is 0 or a positive errno value.
+struct EntryHeader {
+  std::uint64_t id;
+  std::uint32_t len;
+  std::uint32_t status;
+};
+static_assert(sizeof(EntryHeader) == 16 && std::is_trivially_copyable_v<EntryHeader>);
+
+constexpr std::uint32_t entry_stride(std::uint32_t max_payload) {
+  return static_cast<std::uint32_t>((sizeof(EntryHeader) + max_payload + kCacheLine - 1) / kCacheLine *
+                                    kCacheLine);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Channel region: header, request-ring indices, response-ring indices, request entries,
+// response entries. Written once by the creator before the region is handed to the peer; the
+// attaching side validates every field (ipc/channel.cpp: validate_header).
+inline constexpr std::uint64_t kChannelMagic = 0x7569'7063'4348'4e4cull;  // "uipcCHNL"
+inline constexpr std::uint32_t kMinPayload = 16;
+inline constexpr std::uint32_t kMaxPayload = 64 * 1024;
+inline constexpr std::uint32_t kMinCapacity = 2;
+inline constexpr std::uint32_t kMaxCapacity = 1u << 16;
+
+enum ChannelFlags : std::uint32_t {
+  kClientClosed = 1u << 0,
+  kServerClosed = 1u << 1,
+};
+
+struct alignas(kCacheLine) ChannelHeader {
+  std::uint64_t magic;
+  std::uint32_t version;
+  std::uint32_t header_bytes;     // sizeof(ChannelHeader)
+  std::uint64_t region_bytes;     // the whole mapping
+  std::uint32_t capacity;         // entries per ring, a power of two
+  std::uint32_t max_payload;      // bytes of payload per entry
+  std::uint32_t stride;           // entry_stride(max_payload)
+  std::uint32_t server_slot;      // slot the client raises on the server's notification
+  std::uint32_t client_slot;      // slot the server raises on the client's notification
+  std::uint32_t reserved0;
+  std::uint64_t req_indices;      // offsets from the start of the region
+  std::uint64_t resp_indices;
+  std::uint64_t req_entries;
+  std::uint64_t resp_entries;
+  // line 2: mutable by either side after setup
+  alignas(kCacheLine) std::atomic<std::uint32_t> closed;  // ChannelFlags
+  std::uint8_t pad1[kCacheLine - 4];
+};
+static_assert(offsetof(ChannelHeader, req_indices) == 48);
+static_assert(offsetof(ChannelHeader, closed) == 2 * kCacheLine);
+static_assert(sizeof(ChannelHeader) == 3 * kCacheLine);
+
+}  // namespace uipc::abi

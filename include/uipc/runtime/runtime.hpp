@@ -1,0 +1,241 @@
+// uipc/runtime/runtime.hpp — the per-thread user-mode async runtime (note §1.2, §1.5).
+//
+// What it guarantees:
+//  * One Runtime runs on one thread at a time; it owns a U-notification (its "interrupt
+//    controller"): peers raise slots on it, and at every scheduling point the runtime takes the
+//    pending slots and runs each slot's handler. Handlers only make coroutines ready; they
+//    never run user code themselves.
+//  * Ready coroutines run in FIFO order (shuffled in UIPC_SHUFFLE_READY_QUEUE builds).
+//  * Idle policy: spin up to Options::spin_ns looking for interrupts or due timers, then
+//    sched_yield up to Options::yields times, then sleep on the notification's futex until a
+//    peer raises a slot or the next timer is due. A sleeping runtime costs no CPU and is woken
+//    by any send (DESIGN §1: the note's caveat does not apply).
+//  * Timers fire no earlier than their deadline.
+// Who may call:
+//  * run / block_on / spawn / sleep_for / timers / WaitList: the thread running the runtime
+//    (spawn and bind may also be called before it starts, from the thread that will start it
+//    or any other, as long as the runtime is not running).
+//  * allocate_slot / release_slot / bind / unbind: any thread (a mutex guards the slot table).
+//  * notification().mint(...).send(): any thread of any process.
+// What blocks: run and block_on (until their work is done); the idle sleep inside them.
+#pragma once
+
+#include <coroutine>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <type_traits>
+#include <vector>
+
+#include "uipc/abi/layout.hpp"
+#include "uipc/notify/counters.hpp"
+#include "uipc/notify/notification.hpp"
+#include "uipc/result.hpp"
+#include "uipc/runtime/task.hpp"
+
+namespace uipc {
+
+struct RuntimeOptions {
+  std::int64_t spin_ns = 50'000;  // busy-poll window before yielding / sleeping
+  unsigned yields = 0;            // sched_yield calls after the spin window, before sleeping
+  bool sleep = true;              // false: never sleep (spin/yield forever), like ReL4's runtime
+};
+
+class Runtime;
+
+// A handler for one slot: called on the runtime's thread when the slot was raised.
+using SlotHandler = void (*)(void* ctx, std::uint32_t slot);
+
+// FIFO of suspended coroutines; a waiter's node lives in its coroutine frame.
+class WaitList {
+ public:
+  struct Node {
+    std::coroutine_handle<> h;
+    Node* next = nullptr;
+  };
+  // co_await list.wait(): suspends until wake_one/wake_all makes this coroutine ready.
+  auto wait() noexcept {
+    struct Awaiter {
+      WaitList* l;
+      Node n;
+      bool await_ready() noexcept { return false; }
+      void await_suspend(std::coroutine_handle<> h) noexcept {
+        n.h = h;
+        l->push(&n);
+      }
+      void await_resume() noexcept {}
+    };
+    return Awaiter{this, {}};
+  }
+  bool empty() const noexcept { return head_ == nullptr; }
+  bool wake_one() noexcept;   // makes the oldest waiter ready; false if none
+  unsigned wake_all() noexcept;
+
+ private:
+  void push(Node* n) noexcept;
+  Node* head_ = nullptr;
+  Node* tail_ = nullptr;
+};
+
+class Runtime {
+ public:
+  explicit Runtime(RuntimeOptions opts = {});
+  ~Runtime();
+  Runtime(const Runtime&) = delete;
+  Runtime& operator=(const Runtime&) = delete;
+
+  // The runtime running on this thread, or nullptr.
+  static Runtime* current() noexcept;
+
+  // Starts `t` as a detached task (it runs at the next scheduling point); run() waits for it.
+  void spawn(Task<void> t);
+  // Runs until every spawned task has finished.
+  void run();
+  // Runs `t` (and everything else that is ready) until `t` finishes; returns its result.
+  template <class T>
+  T block_on(Task<T> t);
+
+  // Makes `h` ready (it runs at a later scheduling point of this runtime).
+  void schedule(std::coroutine_handle<> h);
+
+  // co_await rt.sleep_for(ns)
+  auto sleep_for(std::int64_t ns) noexcept;
+  // co_await rt.yield(): lets every other ready coroutine run first.
+  auto yield() noexcept;
+
+  // Timers with callbacks (used for timeouts): the node lives with its owner, which must
+  // cancel it before dying. fire(ctx) runs on the runtime's thread.
+  struct TimerNode {
+    void (*fire)(void* ctx) = nullptr;
+    void* ctx = nullptr;
+    std::multimap<std::uint64_t, TimerNode*>::iterator it;
+    bool armed = false;
+  };
+  void arm_timer(TimerNode& n, std::uint64_t deadline_ns);
+  void cancel_timer(TimerNode& n) noexcept;
+  static std::uint64_t now_ns() noexcept;
+
+  // ---- interrupts ----
+  Notification& notification() noexcept { return *notif_; }
+  // Shared so that peers holding SenderEntries into it keep the word mapped after the runtime
+  // is gone: a late send then lands in memory nobody reads, never in an unmapped page.
+  const std::shared_ptr<Notification>& notification_ptr() const noexcept { return notif_; }
+  // A free slot (0..4095), lowest first: the first 64 get a vector each. errc::too_many_files_open
+  // when all 4096 are taken.
+  Result<std::uint32_t> allocate_slot();
+  void release_slot(std::uint32_t slot);
+  void bind(std::uint32_t slot, SlotHandler fn, void* ctx);
+  void unbind(std::uint32_t slot);
+
+  const RuntimeOptions& options() const noexcept { return opts_; }
+  Counters& counters() noexcept { return counters_; }
+  std::size_t live_tasks() const noexcept { return live_tasks_; }
+
+ private:
+  struct Handler {
+    std::atomic<SlotHandler> fn{nullptr};
+    std::atomic<void*> ctx{nullptr};
+  };
+
+  template <class Pred>
+  void loop(Pred done);
+  bool step();            // runs interrupts, timers and one ready coroutine; false if idle
+  void dispatch_interrupts();
+  std::int64_t fire_timers();  // fires due timers; returns ns to the next (-1: none)
+  void idle();
+  void enter();
+  void leave() noexcept;
+
+  RuntimeOptions opts_;
+  std::shared_ptr<Notification> notif_;
+  Counters counters_;
+  std::deque<std::coroutine_handle<>> ready_;
+  std::multimap<std::uint64_t, TimerNode*> timers_;
+  std::unique_ptr<Handler[]> handlers_;
+  std::mutex slot_mu_;
+  std::vector<std::uint64_t> slot_used_;  // bitmap over kMaxSlots
+  std::size_t live_tasks_ = 0;
+  std::uint64_t shuffle_state_ = 0x9e3779b97f4a7c15ull;
+  Runtime* prev_current_ = nullptr;
+  int depth_ = 0;
+};
+
+// ---- inline parts ----
+
+template <class Pred>
+void Runtime::loop(Pred done) {
+  enter();
+  while (!done()) {
+    if (!step()) idle();
+  }
+  leave();
+}
+
+template <class T>
+T Runtime::block_on(Task<T> t) {
+  bool finished = false;
+  std::exception_ptr err;
+  if constexpr (std::is_void_v<T>) {
+    auto wrapper = [](Task<void> inner, bool* f, std::exception_ptr* e) -> Task<void> {
+      try {
+        co_await std::move(inner);
+      } catch (...) {
+        *e = std::current_exception();
+      }
+      *f = true;
+    };
+    spawn(wrapper(std::move(t), &finished, &err));
+    loop([&] { return finished; });
+    if (err) std::rethrow_exception(err);
+  } else {
+    std::optional<T> out;
+    auto wrapper = [](Task<T> inner, std::optional<T>* o, bool* f, std::exception_ptr* e) -> Task<void> {
+      try {
+        o->emplace(co_await std::move(inner));
+      } catch (...) {
+        *e = std::current_exception();
+      }
+      *f = true;
+    };
+    spawn(wrapper(std::move(t), &out, &finished, &err));
+    loop([&] { return finished; });
+    if (err) std::rethrow_exception(err);
+    return std::move(*out);
+  }
+}
+
+inline auto Runtime::sleep_for(std::int64_t ns) noexcept {
+  struct Awaiter {
+    Runtime* rt;
+    std::int64_t ns;
+    TimerNode node;
+    std::coroutine_handle<> h;
+    bool await_ready() const noexcept { return ns <= 0; }
+    void await_suspend(std::coroutine_handle<> hh) {
+      h = hh;
+      node.fire = [](void* c) {
+        auto* a = static_cast<Awaiter*>(c);
+        a->rt->schedule(a->h);
+      };
+      node.ctx = this;
+      rt->arm_timer(node, now_ns() + static_cast<std::uint64_t>(ns));
+    }
+    void await_resume() noexcept {}
+  };
+  return Awaiter{this, ns, {}, {}};
+}
+
+inline auto Runtime::yield() noexcept {
+  struct Awaiter {
+    Runtime* rt;
+    bool await_ready() const noexcept { return false; }
+    void await_suspend(std::coroutine_handle<> h) { rt->schedule(h); }
+    void await_resume() noexcept {}
+  };
+  return Awaiter{this};
+}
+
+}  // namespace uipc

@@ -1,0 +1,197 @@
+#include "uipc/ipc/client.hpp"
+
+#include <cstring>
+
+namespace uipc::ipc {
+
+namespace {
+constexpr std::uint32_t kMaxStatus = 4095;  // errno values travel as positive status codes
+}
+
+Client::Client(Runtime& rt, ChannelEnd end)
+    : rt_(rt),
+      end_(std::move(end)),
+      req_(request_ring(*end_.region, end_.layout)),
+      resp_(response_ring(*end_.region, end_.layout)),
+      ops_(end_.options.max_inflight) {
+  free_ops_.reserve(ops_.size());
+  for (std::uint32_t i = static_cast<std::uint32_t>(ops_.size()); i-- > 0;) {
+    ops_[i].owner = this;
+    ops_[i].index = i;
+    ops_[i].gen = 1;
+    free_ops_.push_back(i);
+  }
+  rt_.bind(end_.own_slot, &Client::on_interrupt, this);
+}
+
+Client::~Client() {
+  close();
+  rt_.release_slot(end_.own_slot);
+}
+
+void Client::on_interrupt(void* self, std::uint32_t) {
+  auto* c = static_cast<Client*>(self);
+  c->armed_ = false;  // whoever signalled took the data_waiter flag
+  c->drain();
+  // Space may have opened in the request ring: every waiter re-checks.
+  c->space_waiters_.wake_all();
+}
+
+void Client::signal_server() { end_.to_peer.send(rt_.counters()); }
+
+void Client::complete(Op& op, Result<std::size_t> r) {
+  rt_.cancel_timer(op.timer);
+  op.result = std::move(r);
+  op.state = OpState::done;  // the caller gives the op back when it resumes
+  if (op.waiter) rt_.schedule(std::exchange(op.waiter, {}));
+}
+
+void Client::drain() {
+  if (closed_) return;
+  for (;;) {
+    abi::EntryHeader h;
+    while (const std::byte* p = resp_.peek(&h)) {
+      const std::uint32_t idx = static_cast<std::uint32_t>(h.id);
+      const std::uint32_t gen = static_cast<std::uint32_t>(h.id >> 32);
+      if (idx >= ops_.size() || ops_[idx].gen != gen ||
+          (ops_[idx].state != OpState::waiting && ops_[idx].state != OpState::abandoned) ||
+          h.status > kMaxStatus) [[unlikely]] {
+        fail(std::make_error_code(std::errc::bad_message));
+        return;
+      }
+      Op& op = ops_[idx];
+      resp_.pop();
+      if (op.state == OpState::abandoned) {  // its caller timed out: the late reply frees it
+        op.state = OpState::free;
+        ++op.gen;
+        --in_flight_;
+        free_ops_.push_back(idx);
+        op_waiters_.wake_one();
+        continue;
+      }
+      if (h.status != 0) {
+        complete(op, errno_code(static_cast<int>(h.status)));
+      } else if (h.len > op.reply.size()) {
+        complete(op, std::errc::message_size);
+      } else {
+        std::memcpy(op.reply.data(), p, h.len);
+        complete(op, std::size_t{h.len});
+      }
+    }
+    if (resp_.corrupt() || resp_.bad_entry()) [[unlikely]] {
+      fail(std::make_error_code(std::errc::bad_message));
+      return;
+    }
+    if (resp_.release()) signal_server();  // a server handler waits for response space
+    if (header(*end_.region)->closed.load(std::memory_order_acquire) & abi::kServerClosed) [[unlikely]] {
+      fail(std::make_error_code(std::errc::connection_reset));
+      return;
+    }
+    if (in_flight_ == 0 || armed_) return;
+    armed_ = true;
+    if (resp_.arm_data_wait()) return;  // armed: the server's next reply raises our slot
+    armed_ = false;                     // a reply slipped in: take it now
+  }
+}
+
+void Client::fail(std::error_code e) noexcept {
+  if (closed_) return;
+  closed_ = true;
+  error_ = e;
+  for (Op& op : ops_) {
+    if (op.state == OpState::waiting) complete(op, e);
+    else if (op.state == OpState::abandoned) {
+      op.state = OpState::free;
+      ++op.gen;
+      --in_flight_;
+      free_ops_.push_back(op.index);
+    }
+  }
+  op_waiters_.wake_all();
+  space_waiters_.wake_all();
+  // Tell the server, so it stops serving this channel and frees its side.
+  header(*end_.region)->closed.fetch_or(abi::kClientClosed, std::memory_order_acq_rel);
+  signal_server();
+}
+
+void Client::close() noexcept {
+  if (closed_) return;
+  fail(std::make_error_code(std::errc::operation_canceled));
+  error_ = std::make_error_code(std::errc::not_connected);
+}
+
+void Client::on_timeout(void* p) {
+  Op& op = *static_cast<Op*>(p);
+  if (op.state != OpState::waiting) return;
+  Client* c = op.owner;
+  op.result = std::make_error_code(std::errc::timed_out);
+  op.state = OpState::abandoned;  // the slot stays reserved until the late reply arrives
+  if (op.waiter) c->rt_.schedule(std::exchange(op.waiter, {}));
+}
+
+Task<Result<std::size_t>> Client::call(std::span<const std::byte> request, std::span<std::byte> reply,
+                                       std::int64_t timeout_ns) {
+  if (request.size() > end_.layout.max_payload) co_return std::errc::message_size;
+  abi::EntryHeader* e = nullptr;
+  for (;;) {
+    if (closed_) co_return error_;
+    if (free_ops_.empty()) {
+      co_await op_waiters_.wait();
+      continue;
+    }
+    if ((e = req_.claim()) != nullptr) break;
+    if (req_.corrupt()) {
+      fail(std::make_error_code(std::errc::bad_message));
+      co_return error_;
+    }
+    rt_.counters().ring_full_waits.add();
+    if (req_.arm_space_wait()) co_await space_waiters_.wait();
+  }
+  const std::uint32_t idx = free_ops_.back();
+  free_ops_.pop_back();
+  Op& op = ops_[idx];
+  op.state = OpState::waiting;
+  op.reply = reply;
+  op.waiter = {};
+  ++in_flight_;
+
+  const abi::EntryHeader h{(std::uint64_t{op.gen} << 32) | idx, static_cast<std::uint32_t>(request.size()), 0};
+  std::memcpy(e, &h, sizeof h);
+  if (!request.empty()) std::memcpy(req_.payload(e), request.data(), request.size());
+  req_.publish();
+  if (req_.flush()) signal_server();
+  else rt_.counters().suppressed.add();
+  if (timeout_ns >= 0) {
+    op.timer.fire = &Client::on_timeout;
+    op.timer.ctx = &op;
+    rt_.arm_timer(op.timer, Runtime::now_ns() + static_cast<std::uint64_t>(timeout_ns));
+  }
+  if (!armed_) drain();  // arms the response ring (or takes a reply that is already there)
+
+  struct Awaiter {
+    Op& op;
+    bool await_ready() const noexcept { return op.state != OpState::waiting; }
+    void await_suspend(std::coroutine_handle<> h) noexcept { op.waiter = h; }
+    void await_resume() const noexcept {}
+  };
+  co_await Awaiter{op};
+
+  Result<std::size_t> r = std::move(op.result);
+  if (op.state == OpState::done) {  // completed (not abandoned): give the op back
+    ++op.gen;
+    --in_flight_;
+    free_ops_.push_back(idx);
+    op_waiters_.wake_one();
+  }
+  co_return r;
+}
+
+Task<Result<std::vector<std::byte>>> Client::call(std::span<const std::byte> request) {
+  std::vector<std::byte> out(end_.layout.max_payload);
+  auto r = co_await call(request, std::span<std::byte>(out));
+  if (!r) co_return r.error();
+  out.resize(r.value());
+  co_return out;
+}
+
+}  // namespace uipc::ipc

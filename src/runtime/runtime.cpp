@@ -1,0 +1,241 @@
+#include "uipc/runtime/runtime.hpp"
+
+#include <sched.h>
+#include <time.h>
+
+#include <cstdio>
+#include <cstdlib>
+
+namespace uipc {
+
+namespace {
+
+thread_local Runtime* t_current = nullptr;
+
+// A fire-and-forget coroutine that owns a spawned Task and frees itself when it ends.
+struct Detached {
+  struct promise_type {
+    static void* operator new(std::size_t n) { return detail::frame_pool::allocate(n); }
+    static void operator delete(void* p, std::size_t n) noexcept { detail::frame_pool::deallocate(p, n); }
+    Detached get_return_object() noexcept { return {std::coroutine_handle<promise_type>::from_promise(*this)}; }
+    std::suspend_always initial_suspend() noexcept { return {}; }
+    std::suspend_never final_suspend() noexcept { return {}; }
+    void return_void() noexcept {}
+    void unhandled_exception() noexcept {
+      std::fprintf(stderr, "uipc: a spawned task ended with an exception\n");
+      std::abort();
+    }
+  };
+  std::coroutine_handle<promise_type> h;
+};
+
+Detached run_detached(std::size_t* live, Task<void> t) {
+  try {
+    co_await std::move(t);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "uipc: a spawned task threw: %s\n", e.what());
+    std::abort();
+  }
+  --*live;
+}
+
+inline void cpu_relax() noexcept { __builtin_ia32_pause(); }
+
+}  // namespace
+
+// ---- WaitList ----
+
+void WaitList::push(Node* n) noexcept {
+  n->next = nullptr;
+  if (tail_ != nullptr) tail_->next = n;
+  else head_ = n;
+  tail_ = n;
+}
+
+bool WaitList::wake_one() noexcept {
+  Node* n = head_;
+  if (n == nullptr) return false;
+  head_ = n->next;
+  if (head_ == nullptr) tail_ = nullptr;
+  Runtime::current()->schedule(n->h);
+  return true;
+}
+
+unsigned WaitList::wake_all() noexcept {
+  unsigned k = 0;
+  while (wake_one()) ++k;
+  return k;
+}
+
+// ---- Runtime ----
+
+Runtime::Runtime(RuntimeOptions opts)
+    : opts_(opts), handlers_(new Handler[abi::kMaxSlots]), slot_used_(abi::kMaxSlots / 64, 0) {
+  auto n = Notification::create();
+  if (!n) {
+    std::fprintf(stderr, "uipc: cannot create the runtime's notification: %s\n", n.error().message().c_str());
+    std::abort();
+  }
+  notif_ = std::make_shared<Notification>(std::move(n.value()));
+}
+
+Runtime::~Runtime() {
+  // Tasks still suspended here belong to their owners (channels, servers), which must be
+  // destroyed first; ready handles that never ran are destroyed with their frames' owners.
+}
+
+Runtime* Runtime::current() noexcept { return t_current; }
+
+void Runtime::enter() {
+  if (depth_++ == 0) {
+    prev_current_ = t_current;
+    t_current = this;
+  }
+}
+
+void Runtime::leave() noexcept {
+  if (--depth_ == 0) t_current = prev_current_;
+}
+
+void Runtime::spawn(Task<void> t) {
+  ++live_tasks_;
+  schedule(run_detached(&live_tasks_, std::move(t)).h);
+}
+
+void Runtime::run() {
+  loop([this] { return live_tasks_ == 0; });
+}
+
+void Runtime::schedule(std::coroutine_handle<> h) {
+#ifdef UIPC_SHUFFLE_READY_QUEUE
+  // xorshift: put the new handle at a random position to expose ordering assumptions.
+  shuffle_state_ ^= shuffle_state_ << 13;
+  shuffle_state_ ^= shuffle_state_ >> 7;
+  shuffle_state_ ^= shuffle_state_ << 17;
+  if (!ready_.empty() && (shuffle_state_ & 1)) {
+    const std::size_t at = shuffle_state_ % ready_.size();
+    ready_.insert(ready_.begin() + static_cast<std::ptrdiff_t>(at), h);
+    return;
+  }
+#endif
+  ready_.push_back(h);
+}
+
+std::uint64_t Runtime::now_ns() noexcept {
+  timespec ts{};
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<std::uint64_t>(ts.tv_nsec);
+}
+
+void Runtime::arm_timer(TimerNode& n, std::uint64_t deadline_ns) {
+  if (n.armed) cancel_timer(n);
+  n.it = timers_.emplace(deadline_ns, &n);
+  n.armed = true;
+}
+
+void Runtime::cancel_timer(TimerNode& n) noexcept {
+  if (!n.armed) return;
+  timers_.erase(n.it);
+  n.armed = false;
+}
+
+std::int64_t Runtime::fire_timers() {
+  if (timers_.empty()) return -1;
+  const std::uint64_t now = now_ns();
+  while (!timers_.empty()) {
+    auto it = timers_.begin();
+    if (it->first > now) return static_cast<std::int64_t>(it->first - now);
+    TimerNode* n = it->second;
+    timers_.erase(it);
+    n->armed = false;
+    n->fire(n->ctx);
+  }
+  return -1;
+}
+
+Result<std::uint32_t> Runtime::allocate_slot() {
+  std::lock_guard lk(slot_mu_);
+  for (std::uint32_t w = 0; w < slot_used_.size(); ++w) {
+    if (~slot_used_[w] != 0) {
+      const unsigned b = static_cast<unsigned>(__builtin_ctzll(~slot_used_[w]));
+      slot_used_[w] |= std::uint64_t{1} << b;
+      return w * 64 + b;
+    }
+  }
+  return std::errc::too_many_files_open;
+}
+
+void Runtime::release_slot(std::uint32_t slot) {
+  if (slot >= abi::kMaxSlots) return;
+  unbind(slot);
+  std::lock_guard lk(slot_mu_);
+  slot_used_[slot / 64] &= ~(std::uint64_t{1} << (slot % 64));
+}
+
+void Runtime::bind(std::uint32_t slot, SlotHandler fn, void* ctx) {
+  if (slot >= abi::kMaxSlots) return;
+  handlers_[slot].ctx.store(ctx, std::memory_order_relaxed);
+  // release: pairs with the acquire load in dispatch_interrupts(), which then sees ctx.
+  handlers_[slot].fn.store(fn, std::memory_order_release);
+}
+
+void Runtime::unbind(std::uint32_t slot) {
+  if (slot >= abi::kMaxSlots) return;
+  handlers_[slot].fn.store(nullptr, std::memory_order_relaxed);
+}
+
+void Runtime::dispatch_interrupts() {
+  if (notif_->peek() == 0) return;
+  counters_.interrupts.add();
+  notif_->take([this](std::uint32_t slot) {
+    Handler& h = handlers_[slot];
+    // acquire: pairs with the release store in bind().
+    if (SlotHandler fn = h.fn.load(std::memory_order_acquire)) fn(h.ctx.load(std::memory_order_relaxed), slot);
+  });
+}
+
+bool Runtime::step() {
+  dispatch_interrupts();
+  if (!timers_.empty()) fire_timers();
+  if (ready_.empty()) return false;
+  std::coroutine_handle<> h = ready_.front();
+  ready_.pop_front();
+  counters_.switches.add();
+  h.resume();
+  return true;
+}
+
+void Runtime::idle() {
+  // 1. spin: cheap checks of the pending word, the clock only every 64 rounds.
+  if (opts_.spin_ns > 0) {
+    const std::uint64_t until = now_ns() + static_cast<std::uint64_t>(opts_.spin_ns);
+    std::uint64_t rounds = 0;
+    for (;;) {
+      if (notif_->peek() != 0) {
+        counters_.spins.add(rounds);
+        return;
+      }
+      cpu_relax();
+      if ((++rounds & 63) == 0) {
+        if (!timers_.empty()) fire_timers();
+        if (!ready_.empty() || now_ns() >= until) break;
+      }
+    }
+    counters_.spins.add(rounds);
+    if (!ready_.empty()) return;
+  }
+  // 2. yield the rest of the time slice.
+  for (unsigned i = 0; i < opts_.yields; ++i) {
+    ::sched_yield();
+    counters_.yields.add();
+    counters_.kernel_entries.add();
+    if (notif_->peek() != 0) return;
+  }
+  if (!opts_.sleep) return;
+  // 3. sleep until a send or the next timer.
+  const std::int64_t next = fire_timers();
+  if (!ready_.empty()) return;
+  notif_->wait(next, counters_);
+}
+
+}  // namespace uipc
