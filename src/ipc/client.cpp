@@ -21,17 +21,34 @@ Client::Client(Runtime& rt, ChannelEnd end)
     ops_[i].gen = 1;
     free_ops_.push_back(i);
   }
+  flush_.ctx = this;
+  flush_.fn = [](void* self) {
+    auto* c = static_cast<Client*>(self);
+    if (c->req_.flush()) c->signal_server();
+    else c->rt_.counters().suppressed.add();
+  };
+  poller_.ctx = this;
+  poller_.poll = [](void* self) {
+    auto* c = static_cast<Client*>(self);
+    if (!c->resp_.has_data()) return false;
+    c->drain();
+    return true;
+  };
+  poller_.arm = [](void* self) { return static_cast<Client*>(self)->resp_.arm_data_wait(); };
+  poller_.disarm = [](void* self) { static_cast<Client*>(self)->resp_.disarm_data_wait(); };
   rt_.bind(end_.own_slot, &Client::on_interrupt, this);
 }
 
 Client::~Client() {
   close();
+  rt_.cancel_deferred(flush_);
+  rt_.unpark(poller_);
   rt_.release_slot(end_.own_slot);
 }
 
 void Client::on_interrupt(void* self, std::uint32_t) {
   auto* c = static_cast<Client*>(self);
-  c->armed_ = false;  // whoever signalled took the data_waiter flag
+  if (c->poller_.linked) c->poller_.armed = false;  // whoever signalled took the flag
   c->drain();
   // Space may have opened in the request ring: every waiter re-checks.
   c->space_waiters_.wake_all();
@@ -48,56 +65,52 @@ void Client::complete(Op& op, Result<std::size_t> r) {
 
 void Client::drain() {
   if (closed_) return;
-  for (;;) {
-    abi::EntryHeader h;
-    while (const std::byte* p = resp_.peek(&h)) {
-      const std::uint32_t idx = static_cast<std::uint32_t>(h.id);
-      const std::uint32_t gen = static_cast<std::uint32_t>(h.id >> 32);
-      if (idx >= ops_.size() || ops_[idx].gen != gen ||
-          (ops_[idx].state != OpState::waiting && ops_[idx].state != OpState::abandoned) ||
-          h.status > kMaxStatus) [[unlikely]] {
-        fail(std::make_error_code(std::errc::bad_message));
-        return;
-      }
-      Op& op = ops_[idx];
-      resp_.pop();
-      if (op.state == OpState::abandoned) {  // its caller timed out: the late reply frees it
-        op.state = OpState::free;
-        ++op.gen;
-        --in_flight_;
-        free_ops_.push_back(idx);
-        op_waiters_.wake_one();
-        continue;
-      }
-      if (h.status != 0) {
-        complete(op, errno_code(static_cast<int>(h.status)));
-      } else if (h.len > op.reply.size()) {
-        complete(op, std::errc::message_size);
-      } else {
-        std::memcpy(op.reply.data(), p, h.len);
-        complete(op, std::size_t{h.len});
-      }
-    }
-    if (resp_.corrupt() || resp_.bad_entry()) [[unlikely]] {
+  abi::EntryHeader h;
+  while (const std::byte* p = resp_.peek(&h)) {
+    const std::uint32_t idx = static_cast<std::uint32_t>(h.id);
+    const std::uint32_t gen = static_cast<std::uint32_t>(h.id >> 32);
+    if (idx >= ops_.size() || ops_[idx].gen != gen ||
+        (ops_[idx].state != OpState::waiting && ops_[idx].state != OpState::abandoned) ||
+        h.status > kMaxStatus) [[unlikely]] {
       fail(std::make_error_code(std::errc::bad_message));
       return;
     }
-    if (resp_.release()) signal_server();  // a server handler waits for response space
-    if (header(*end_.region)->closed.load(std::memory_order_acquire) & abi::kServerClosed) [[unlikely]] {
-      fail(std::make_error_code(std::errc::connection_reset));
-      return;
+    Op& op = ops_[idx];
+    resp_.pop();
+    --awaiting_reply_;
+    if (op.state == OpState::abandoned) {  // its caller timed out: the late reply frees it
+      op.state = OpState::free;
+      ++op.gen;
+      --in_flight_;
+      free_ops_.push_back(idx);
+      op_waiters_.wake_one();
+    } else if (h.status != 0) {
+      complete(op, errno_code(static_cast<int>(h.status)));
+    } else if (h.len > op.reply.size()) {
+      complete(op, std::errc::message_size);
+    } else {
+      std::memcpy(op.reply.data(), p, h.len);
+      complete(op, std::size_t{h.len});
     }
-    if (in_flight_ == 0 || armed_) return;
-    armed_ = true;
-    if (resp_.arm_data_wait()) return;  // armed: the server's next reply raises our slot
-    armed_ = false;                     // a reply slipped in: take it now
   }
+  if (resp_.corrupt() || resp_.bad_entry()) [[unlikely]] {
+    fail(std::make_error_code(std::errc::bad_message));
+    return;
+  }
+  if (resp_.release()) signal_server();  // a server handler waits for response space
+  if (header(*end_.region)->closed.load(std::memory_order_acquire) & abi::kServerClosed) [[unlikely]] {
+    fail(std::make_error_code(std::errc::connection_reset));
+    return;
+  }
+  if (awaiting_reply_ == 0) rt_.unpark(poller_);
 }
 
 void Client::fail(std::error_code e) noexcept {
   if (closed_) return;
   closed_ = true;
   error_ = e;
+  rt_.unpark(poller_);
+  awaiting_reply_ = 0;
   for (Op& op : ops_) {
     if (op.state == OpState::waiting) complete(op, e);
     else if (op.state == OpState::abandoned) {
@@ -159,14 +172,14 @@ Task<Result<std::size_t>> Client::call(std::span<const std::byte> request, std::
   std::memcpy(e, &h, sizeof h);
   if (!request.empty()) std::memcpy(req_.payload(e), request.data(), request.size());
   req_.publish();
-  if (req_.flush()) signal_server();
-  else rt_.counters().suppressed.add();
+  ++awaiting_reply_;
+  rt_.defer(flush_);  // the fence and any notification: once, at the end of this batch
   if (timeout_ns >= 0) {
     op.timer.fire = &Client::on_timeout;
     op.timer.ctx = &op;
     rt_.arm_timer(op.timer, Runtime::now_ns() + static_cast<std::uint64_t>(timeout_ns));
   }
-  if (!armed_) drain();  // arms the response ring (or takes a reply that is already there)
+  rt_.park(poller_);  // the runtime polls, and before it sleeps arms, the response ring
 
   struct Awaiter {
     Op& op;

@@ -7,40 +7,50 @@ namespace uipc::ipc {
 
 struct Server::Chan {
   Server* server = nullptr;
+  Runtime* rt = nullptr;
   ChannelEnd end;
   RingConsumer req;
   RingProducer resp;
-  WaitList recv_waiter;   // the receive coroutine, when the request ring is empty
+  Poller poller;          // the receive coroutine parked on an empty request ring
+  std::coroutine_handle<> receiver;
   WaitList resp_space;    // handlers waiting for response-ring space
+  Deferred flush;         // one fence + at most one notification per batch of replies
   unsigned refs = 0;      // receive coroutine + handlers still running
   bool closing = false;
   std::error_code error;
   std::vector<std::unique_ptr<std::byte[]>> buffers;  // request+reply scratch, 2 × max_payload
 };
 
-Server::Server(Runtime& rt, Handler handler) : rt_(rt), handler_(std::move(handler)) {
-  auto s = rt_.allocate_slot();
-  if (!s) {
-    std::fprintf(stderr, "uipc: server: no free slot for the control vector\n");
-    std::abort();
-  }
-  control_slot_ = s.value();
-  control_ = rt_.notification().mint(control_slot_);
-  rt_.bind(control_slot_, &Server::on_control, this);
-}
+Server::Server(Runtime& rt, Handler handler) : rt_(rt), handler_(std::move(handler)) {}
 
 Server::~Server() {
   // serve() has returned (or never ran): close whatever is left without running coroutines.
-  for (auto& [p, ch] : channels_) rt_.release_slot(ch->end.own_slot);
+  for (auto& [p, ch] : channels_) {
+    rt_.unpark(ch->poller);
+    rt_.cancel_deferred(ch->flush);
+    rt_.release_slot(ch->end.own_slot);
+  }
   for (auto& ch : incoming_) rt_.release_slot(ch->end.own_slot);
-  rt_.release_slot(control_slot_);
 }
 
-void Server::on_control(void* self, std::uint32_t) { static_cast<Server*>(self)->control_waiter_.wake_all(); }
+void Server::wake_control() {
+  rt_.post([c = control_] { c->wake_all(); });
+}
+
+namespace {
+// The receive coroutine's poller: polled while the server runtime is busy, armed before it
+// sleeps; the slot handler below unparks it when a client raises the channel's slot.
+template <class Chan>
+void wake_receiver(Chan* ch) {
+  if (!ch->poller.linked) return;
+  ch->rt->unpark(ch->poller);
+  ch->rt->schedule(std::exchange(ch->receiver, {}));
+}
+}  // namespace
 
 void Server::on_interrupt(void* p, std::uint32_t) {
   auto* ch = static_cast<Chan*>(p);
-  ch->recv_waiter.wake_one();
+  wake_receiver(ch);
   ch->resp_space.wake_all();
 }
 
@@ -48,6 +58,22 @@ Result<void> Server::adopt(ChannelEnd end) {
   if (stop_.load(std::memory_order_acquire)) return std::errc::connection_refused;
   auto ch = std::make_unique<Chan>();
   ch->server = this;
+  ch->rt = &rt_;
+  ch->poller.ctx = ch.get();
+  ch->poller.poll = [](void* c) {
+    auto* chan = static_cast<Chan*>(c);
+    if (!chan->req.has_data()) return false;  // (a closing client also raises the slot)
+    wake_receiver(chan);
+    return true;
+  };
+  ch->poller.arm = [](void* c) { return static_cast<Chan*>(c)->req.arm_data_wait(); };
+  ch->poller.disarm = [](void* c) { static_cast<Chan*>(c)->req.disarm_data_wait(); };
+  ch->flush.ctx = ch.get();
+  ch->flush.fn = [](void* c) {
+    auto* chan = static_cast<Chan*>(c);
+    if (chan->resp.flush()) chan->end.to_peer.send(chan->rt->counters());
+    else chan->rt->counters().suppressed.add();
+  };
   ch->req = RingConsumer(request_ring(*end.region, end.layout));
   ch->resp = RingProducer(response_ring(*end.region, end.layout));
   ch->end = std::move(end);
@@ -59,8 +85,7 @@ Result<void> Server::adopt(ChannelEnd end) {
     std::lock_guard lk(incoming_mu_);
     incoming_.push_back(std::move(ch));
   }
-  Counters scratch;  // the caller may be any thread: its sends are not the server's
-  control_.send(scratch);
+  wake_control();
   return {};
 }
 
@@ -79,6 +104,7 @@ Result<std::unique_ptr<Client>> Server::connect(Runtime& client_rt, const Channe
     client_rt.release_slot(cs.value());
     return region.error();
   }
+  (*region)->close_fd();  // both ends are in this process: no fd to hand on
   auto layout = validate_channel(**region);
   if (!layout) return layout.error();
   ChannelEnd se{region.value(), layout.value(), client_rt.notification_ptr(), client_rt.notification().mint(cs.value()), ss.value(), opts};
@@ -93,8 +119,7 @@ Result<std::unique_ptr<Client>> Server::connect(Runtime& client_rt, const Channe
 
 void Server::stop() noexcept {
   stop_.store(true, std::memory_order_release);
-  Counters scratch;
-  control_.send(scratch);
+  wake_control();
 }
 
 bool Server::peer_closed(const Chan* ch) const noexcept {
@@ -115,10 +140,10 @@ Task<void> Server::serve() {
       rt_.spawn(receive_loop(p));
     }
     if (stop_.load(std::memory_order_acquire)) break;
-    co_await control_waiter_.wait();
+    co_await control_->wait();
   }
   for (auto& [p, ch] : channels_) close_channel(p, std::make_error_code(std::errc::connection_reset));
-  while (!channels_.empty()) co_await control_waiter_.wait();
+  while (!channels_.empty()) co_await control_->wait();
   // Channels adopted after stop() began were refused or sit in incoming_: release them too.
   std::lock_guard lk(incoming_mu_);
   for (auto& ch : incoming_) {
@@ -138,16 +163,17 @@ void Server::close_channel(Chan* ch, std::error_code e) noexcept {
   // Tell the client (its pending calls fail with connection_reset) and stop our coroutines.
   header(*ch->end.region)->closed.fetch_or(abi::kServerClosed, std::memory_order_acq_rel);
   ch->end.to_peer.send(rt_.counters());
-  ch->recv_waiter.wake_all();
+  wake_receiver(ch);
   ch->resp_space.wake_all();
 }
 
 void Server::unref(Chan* ch) noexcept {
   if (--ch->refs != 0) return;
+  rt_.cancel_deferred(ch->flush);
   rt_.release_slot(ch->end.own_slot);
   channels_.erase(ch);
   live_channels_.fetch_sub(1, std::memory_order_relaxed);
-  control_waiter_.wake_all();
+  control_->wake_all();
 }
 
 Task<void> Server::receive_loop(Chan* ch) {
@@ -168,7 +194,7 @@ Task<void> Server::receive_loop(Chan* ch) {
       ch->req.pop();
       ++stats_.requests;
       ++ch->refs;
-      rt_.spawn(handle(ch, h.id, std::move(buf), h.len));
+      handle(ch, h.id, std::move(buf), h.len);  // runs inline until the handler first suspends
     }
     if (ch->req.release()) ch->end.to_peer.send(rt_.counters());  // the client waits for space
     if (ch->req.corrupt() || ch->req.bad_entry()) [[unlikely]] {
@@ -180,37 +206,39 @@ Task<void> Server::receive_loop(Chan* ch) {
       close_channel(ch, std::make_error_code(std::errc::not_connected));
       break;
     }
-    if (ch->req.arm_data_wait()) co_await ch->recv_waiter.wait();
+    struct Park {
+      Chan* ch;
+      Runtime& rt;
+      bool await_ready() const noexcept { return ch->closing; }
+      void await_suspend(std::coroutine_handle<> h) noexcept {
+        ch->receiver = h;
+        rt.park(ch->poller);
+      }
+      void await_resume() const noexcept {}
+    };
+    co_await Park{ch, rt_};
   }
   unref(ch);
 }
 
-Task<void> Server::handle(Chan* ch, std::uint64_t id, std::unique_ptr<std::byte[]> buf, std::uint32_t len) {
+detail::Eager Server::handle(Chan* ch, std::uint64_t id, std::unique_ptr<std::byte[]> buf, std::uint32_t len) {
   const std::uint32_t max = ch->end.layout.max_payload;
   std::span<const std::byte> request(buf.get(), len);
   std::span<std::byte> reply(buf.get() + max, max);
   Result<std::size_t> r = co_await handler_(request, reply);
-  co_await send_reply(ch, id, r, reply.data());
+  if (!try_reply(ch, id, r, reply.data())) co_await send_reply_slow(ch, id, r, reply.data());
   ch->buffers.push_back(std::move(buf));
   unref(ch);
 }
 
-Task<void> Server::send_reply(Chan* ch, std::uint64_t id, const Result<std::size_t>& r, const std::byte* data) {
-  abi::EntryHeader* e = nullptr;
-  for (;;) {
-    if (ch->closing || peer_closed(ch)) {
-      ++stats_.dropped_replies;
-      co_return;
-    }
-    if ((e = ch->resp.claim()) != nullptr) break;
-    if (ch->resp.corrupt()) {
-      ++stats_.protocol_errors;
-      close_channel(ch, std::make_error_code(std::errc::bad_message));
-      co_return;
-    }
-    rt_.counters().ring_full_waits.add();
-    if (ch->resp.arm_space_wait()) co_await ch->resp_space.wait();
+// Publishes the reply if there is room; false when the caller must wait (send_reply_slow).
+bool Server::try_reply(Chan* ch, std::uint64_t id, const Result<std::size_t>& r, const std::byte* data) {
+  if (ch->closing || peer_closed(ch)) [[unlikely]] {
+    ++stats_.dropped_replies;
+    return true;
   }
+  abi::EntryHeader* e = ch->resp.claim();
+  if (e == nullptr) [[unlikely]] return false;
   abi::EntryHeader h{id, 0, 0};
   if (!r) {
     const int code = r.error().value();
@@ -224,8 +252,20 @@ Task<void> Server::send_reply(Chan* ch, std::uint64_t id, const Result<std::size
   std::memcpy(e, &h, sizeof h);
   ch->resp.publish();
   ++stats_.replies;
-  if (ch->resp.flush()) ch->end.to_peer.send(rt_.counters());
-  else rt_.counters().suppressed.add();
+  rt_.defer(ch->flush);
+  return true;
+}
+
+Task<void> Server::send_reply_slow(Chan* ch, std::uint64_t id, const Result<std::size_t>& r, const std::byte* data) {
+  while (!try_reply(ch, id, r, data)) {
+    if (ch->resp.corrupt()) {
+      ++stats_.protocol_errors;
+      close_channel(ch, std::make_error_code(std::errc::bad_message));
+      co_return;
+    }
+    rt_.counters().ring_full_waits.add();
+    if (ch->resp.arm_space_wait()) co_await ch->resp_space.wait();
+  }
 }
 
 }  // namespace uipc::ipc

@@ -4,15 +4,9 @@
 
 namespace uipc {
 
-bool SenderEntry::send(Counters& c) const noexcept {
-  abi::NotificationWord* w = target_;
-  const std::uint32_t v = abi::slot_vector(slot_);
-  const std::uint32_t b = abi::slot_doorbell_bit(slot_);
-  // Doorbell before pending: the receiver takes pending first, then the doorbell, so a pending
-  // bit it sees always finds its doorbell bit (seq_cst: both RMWs are in the single total order).
-  w->doorbell[v].fetch_or(std::uint64_t{1} << b, std::memory_order_seq_cst);
-  w->pending.fetch_or(std::uint64_t{1} << v, std::memory_order_seq_cst);
-  c.sent.add();
+namespace {
+// After a pending bit or the service flag was raised: wake the receiver if it sleeps.
+bool wake_if_sleeping(abi::NotificationWord* w, Counters& c) noexcept {
   // Full fence between publishing `pending` and reading `state`: pairs with the fence in
   // Notification::wait between announcing sleep and re-reading `pending` (store-buffer pattern).
   std::atomic_thread_fence(std::memory_order_seq_cst);
@@ -25,6 +19,24 @@ bool SenderEntry::send(Counters& c) const noexcept {
   futex::wake(&w->state, 1);
   c.kernel_entries.add();
   return true;
+}
+}  // namespace
+
+bool SenderEntry::send(Counters& c) const noexcept {
+  abi::NotificationWord* w = target_;
+  const std::uint32_t v = abi::slot_vector(slot_);
+  const std::uint32_t b = abi::slot_doorbell_bit(slot_);
+  // Doorbell before pending: the receiver takes pending first, then the doorbell, so a pending
+  // bit it sees always finds its doorbell bit (seq_cst: both RMWs are in the single total order).
+  w->doorbell[v].fetch_or(std::uint64_t{1} << b, std::memory_order_seq_cst);
+  w->pending.fetch_or(std::uint64_t{1} << v, std::memory_order_seq_cst);
+  c.sent.add();
+  return wake_if_sleeping(w, c);
+}
+
+bool SenderEntry::raise_service(abi::NotificationWord* w, Counters& c) noexcept {
+  w->service.exchange(1, std::memory_order_seq_cst);
+  return wake_if_sleeping(w, c);
 }
 
 Result<Notification> Notification::create() {
@@ -53,7 +65,7 @@ bool Notification::wait(std::int64_t timeout_ns, Counters& c) noexcept {
   // Pairs with the fence in SenderEntry::send: either that sender sees `sleeping` and wakes us,
   // or we see its pending bit here and do not sleep.
   std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (w->pending.load(std::memory_order_relaxed) != 0) {
+  if (peek() != 0) {
     w->state.store(running, std::memory_order_relaxed);
     return false;
   }

@@ -184,9 +184,26 @@ void Runtime::unbind(std::uint32_t slot) {
   handlers_[slot].fn.store(nullptr, std::memory_order_relaxed);
 }
 
+void Runtime::post(std::function<void()> fn) {
+  {
+    std::lock_guard lk(post_mu_);
+    posted_.push_back(std::move(fn));
+  }
+  Counters scratch;  // the posting thread is not this runtime's: its counts are not ours
+  SenderEntry::raise_service(notif_->word(), scratch);
+}
+
 void Runtime::dispatch_interrupts() {
   if (notif_->peek() == 0) return;
   counters_.interrupts.add();
+  if (notif_->take_service()) {
+    std::vector<std::function<void()>> run;
+    {
+      std::lock_guard lk(post_mu_);
+      run.swap(posted_);
+    }
+    for (auto& fn : run) fn();
+  }
   notif_->take([this](std::uint32_t slot) {
     Handler& h = handlers_[slot];
     // acquire: pairs with the release store in bind().
@@ -194,10 +211,91 @@ void Runtime::dispatch_interrupts() {
   });
 }
 
+void Runtime::park(Poller& p) noexcept {
+  if (p.linked) return;
+  p.prev = nullptr;
+  p.next = pollers_;
+  if (pollers_ != nullptr) pollers_->prev = &p;
+  pollers_ = &p;
+  p.linked = true;
+  p.armed = false;
+  ++pollers_count_;
+}
+
+void Runtime::unpark(Poller& p) noexcept {
+  if (!p.linked) return;
+  if (p.prev != nullptr) p.prev->next = p.next;
+  else pollers_ = p.next;
+  if (p.next != nullptr) p.next->prev = p.prev;
+  p.linked = false;
+  if (p.armed) {
+    p.disarm(p.ctx);
+    p.armed = false;
+  }
+  --pollers_count_;
+}
+
+void Runtime::cancel_deferred(Deferred& d) noexcept {
+  if (!d.queued) return;
+  for (Deferred** pp = &deferred_; *pp != nullptr; pp = &(*pp)->next) {
+    if (*pp == &d) {
+      *pp = d.next;
+      d.queued = false;
+      return;
+    }
+  }
+}
+
+void Runtime::run_deferred() {
+  while (Deferred* d = deferred_) {
+    deferred_ = d->next;
+    d->queued = false;
+    d->fn(d->ctx);
+  }
+}
+
+bool Runtime::poll_all() {
+  bool found = false;
+  for (Poller* p = pollers_; p != nullptr;) {
+    Poller* next = p->next;  // poll() may unpark p
+    if (p->poll(p->ctx)) found = true;
+    p = next;
+  }
+  return found;
+}
+
+bool Runtime::arm_all() {
+  for (Poller* p = pollers_; p != nullptr;) {
+    Poller* next = p->next;
+    if (!p->armed) {
+      if (!p->arm(p->ctx)) {  // work arrived between the last poll and the arm
+        p->poll(p->ctx);
+        return false;
+      }
+      p->armed = true;
+    }
+    p = next;
+  }
+  return true;
+}
+
+void Runtime::disarm_all() noexcept {
+  for (Poller* p = pollers_; p != nullptr; p = p->next) {
+    if (p->armed) {
+      p->disarm(p->ctx);
+      p->armed = false;
+    }
+  }
+}
+
 bool Runtime::step() {
   dispatch_interrupts();
   if (!timers_.empty()) fire_timers();
-  if (ready_.empty()) return false;
+  if (ready_.empty()) {
+    if (deferred_ != nullptr) run_deferred();
+    if (pollers_ != nullptr && polling()) poll_all();
+    if (ready_.empty()) return false;
+  }
   std::coroutine_handle<> h = ready_.front();
   ready_.pop_front();
   counters_.switches.add();
@@ -206,12 +304,16 @@ bool Runtime::step() {
 }
 
 void Runtime::idle() {
-  // 1. spin: cheap checks of the pending word, the clock only every 64 rounds.
+  const bool poll = polling();
+  // With too many pollers to poll, every one is armed now and only interrupts wake them.
+  if (!poll && !arm_all()) return;
+  // 1. spin: cheap checks of the pending word (and polls of parked rings); the clock only
+  //    every 64 rounds.
   if (opts_.spin_ns > 0) {
     const std::uint64_t until = now_ns() + static_cast<std::uint64_t>(opts_.spin_ns);
     std::uint64_t rounds = 0;
     for (;;) {
-      if (notif_->peek() != 0) {
+      if (notif_->peek() != 0 || (poll && pollers_ != nullptr && poll_all())) {
         counters_.spins.add(rounds);
         return;
       }
@@ -224,18 +326,26 @@ void Runtime::idle() {
     counters_.spins.add(rounds);
     if (!ready_.empty()) return;
   }
-  // 2. yield the rest of the time slice.
-  for (unsigned i = 0; i < opts_.yields; ++i) {
+  // 2. from here on, producers must signal: arm every parked poller (re-checking each ring).
+  if (poll && !arm_all()) {
+    disarm_all();
+    return;
+  }
+  // 3. yield the rest of the time slice.
+  bool woke = false;
+  for (unsigned i = 0; i < opts_.yields && !woke; ++i) {
     ::sched_yield();
     counters_.yields.add();
     counters_.kernel_entries.add();
-    if (notif_->peek() != 0) return;
+    woke = notif_->peek() != 0;
   }
-  if (!opts_.sleep) return;
-  // 3. sleep until a send or the next timer.
-  const std::int64_t next = fire_timers();
-  if (!ready_.empty()) return;
-  notif_->wait(next, counters_);
+  // 4. sleep until a send or the next timer.
+  if (!woke && opts_.sleep) {
+    const std::int64_t next = fire_timers();
+    if (ready_.empty()) notif_->wait(next, counters_);
+  }
+  // Busy again: back to polling, so producers stop paying for notifications.
+  if (poll) disarm_all();
 }
 
 }  // namespace uipc

@@ -45,12 +45,15 @@ struct alignas(kCacheLine) NotificationWord {
   std::atomic<std::uint32_t> state;    // ReceiverState; also the futex word
   std::uint32_t version;
   std::uint64_t magic;
-  std::uint8_t pad0[kCacheLine - 24];
+  std::atomic<std::uint32_t> service;  // 1: the owner's own threads posted work (Runtime::post);
+                                       // not a vector, so all 4096 slots stay for channels
+  std::uint8_t pad0[kCacheLine - 28];
   // lines 1..8: second-level doorbells, one 64-bit word per vector
   std::atomic<std::uint64_t> doorbell[kVectors];
 };
 static_assert(offsetof(NotificationWord, pending) == 0);
 static_assert(offsetof(NotificationWord, state) == 8);
+static_assert(offsetof(NotificationWord, service) == 24);
 static_assert(offsetof(NotificationWord, doorbell) == kCacheLine);
 static_assert(sizeof(NotificationWord) == kCacheLine + kVectors * 8);
 

@@ -8,8 +8,10 @@
 //    whose id does not name a call in flight closes the channel with errc::bad_message.
 //  * Many calls may be in flight (ChannelOptions::max_inflight); past that, and when the
 //    request ring is full, callers wait — nothing is dropped.
-//  * The client's slot handler (the "interrupt handler") drains the response ring and makes the
-//    waiting callers ready; it runs no user code.
+//  * While calls are in flight the client parks a Poller on its runtime: the response ring is
+//    polled while the runtime is busy or spinning and armed before it sleeps. The slot handler
+//    (the "interrupt handler") and the poller drain the response ring and make the waiting
+//    callers ready; neither runs user code.
 // Who may call: the thread running the Runtime given at construction. close() and the
 //  destructor too; calls still pending then complete with errc::operation_canceled.
 // What blocks: nothing blocks the thread; call() suspends the calling coroutine.
@@ -78,8 +80,10 @@ class Client {
   std::vector<std::uint32_t> free_ops_;
   WaitList op_waiters_;     // callers waiting for a free op
   WaitList space_waiters_;  // callers waiting for request-ring space
-  std::uint32_t in_flight_ = 0;
-  bool armed_ = false;
+  std::uint32_t in_flight_ = 0;       // ops not free (includes completed, not yet resumed)
+  std::uint32_t awaiting_reply_ = 0;  // requests published whose reply has not been read
+  Poller poller_;   // parked while replies are awaited
+  Deferred flush_;  // request-ring flush at the end of the runtime's batch
   bool closed_ = false;
   std::error_code error_;
 };

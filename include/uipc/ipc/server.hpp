@@ -2,8 +2,8 @@
 //
 // What it guarantees:
 //  * Each channel has its own receive coroutine, woken through the channel's slot on the
-//    server runtime's notification (slots 1..63 own a vector each; more channels share vectors
-//    through the doorbell words: up to 4095 channels per server).
+//    server runtime's notification (slots 0..63 own a vector each; more channels share vectors
+//    through the doorbell words: up to 4096 channels per server runtime).
 //  * Every request is handed to the handler exactly once, in a coroutine of its own, so a
 //    handler may co_await and replies complete out of order; each reply carries its request's id.
 //  * A full response ring makes the replying handler wait; nothing is dropped. A client that
@@ -26,6 +26,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "uipc/detail/eager.hpp"
 #include "uipc/ipc/channel.hpp"
 #include "uipc/ipc/client.hpp"
 #include "uipc/runtime/runtime.hpp"
@@ -68,19 +69,20 @@ class Server {
  private:
   struct Chan;
   static void on_interrupt(void* ch, std::uint32_t slot);
-  static void on_control(void* self, std::uint32_t slot);
   Task<void> receive_loop(Chan* ch);
-  Task<void> handle(Chan* ch, std::uint64_t id, std::unique_ptr<std::byte[]> buf, std::uint32_t len);
-  Task<void> send_reply(Chan* ch, std::uint64_t id, const Result<std::size_t>& r, const std::byte* data);
+  detail::Eager handle(Chan* ch, std::uint64_t id, std::unique_ptr<std::byte[]> buf, std::uint32_t len);
+  bool try_reply(Chan* ch, std::uint64_t id, const Result<std::size_t>& r, const std::byte* data);
+  Task<void> send_reply_slow(Chan* ch, std::uint64_t id, const Result<std::size_t>& r, const std::byte* data);
   void close_channel(Chan* ch, std::error_code e) noexcept;
   void unref(Chan* ch) noexcept;
   bool peer_closed(const Chan* ch) const noexcept;
 
   Runtime& rt_;
   Handler handler_;
-  std::uint32_t control_slot_ = 0;
-  SenderEntry control_;
-  WaitList control_waiter_;
+  void wake_control();  // any thread: wakes serve() through Runtime::post
+  // serve() waits here for new channels, stop() and channel teardown. Shared with posted
+  // callbacks so a callback that runs after the Server is gone touches live memory.
+  std::shared_ptr<WaitList> control_ = std::make_shared<WaitList>();
   std::mutex incoming_mu_;
   std::vector<std::unique_ptr<Chan>> incoming_;
   std::unordered_map<Chan*, std::unique_ptr<Chan>> channels_;  // owned on the server's thread

@@ -31,6 +31,8 @@ class SenderEntry {
   SenderEntry(abi::NotificationWord* target, std::uint32_t slot) : target_(target), slot_(slot) {}
   // Raises the slot. Returns true when it had to wake a sleeping receiver (a kernel entry).
   bool send(Counters& c) const noexcept;
+  // Raises the service flag instead of a slot (Runtime::post); same wake rule.
+  static bool raise_service(abi::NotificationWord* target, Counters& c) noexcept;
   std::uint32_t slot() const noexcept { return slot_; }
   explicit operator bool() const noexcept { return target_ != nullptr; }
 
@@ -54,7 +56,16 @@ class Notification {
   SenderEntry mint(std::uint32_t slot) const noexcept { return {word(), slot}; }
 
   // Receiver side.
-  std::uint64_t peek() const noexcept { return word()->pending.load(std::memory_order_relaxed); }
+  // Non-zero when any slot or the service flag is raised (a cheap relaxed look, no RMW).
+  std::uint64_t peek() const noexcept {
+    return word()->pending.load(std::memory_order_relaxed) | word()->service.load(std::memory_order_relaxed);
+  }
+  // Takes the service flag; true if it was raised.
+  bool take_service() noexcept {
+    // acquire: pairs with the seq_cst exchange in raise_service (the posted work is visible).
+    return word()->service.load(std::memory_order_relaxed) != 0 &&
+           word()->service.exchange(0, std::memory_order_acquire) != 0;
+  }
   // Takes all pending vectors; calls fn(slot) for each raised slot. Returns the number of slots.
   template <class Fn>
   unsigned take(Fn&& fn) noexcept;

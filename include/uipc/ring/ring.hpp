@@ -75,7 +75,13 @@ class RingConsumer {
   // Publishes the consumed position. True when the producer waits for space and must be signalled.
   bool release() noexcept;
 
+  // True when an entry is waiting (or the ring is corrupt: the caller must look at it).
+  bool has_data() noexcept {
+    if (head_ != tail_cache_ || corrupt_ || bad_entry_) return true;
+    return !refresh_tail() || head_ != tail_cache_;
+  }
   bool arm_data_wait() noexcept;  // as RingProducer::arm_space_wait, for data
+  void disarm_data_wait() noexcept { handshake::disarm(g_.indices->cons.data_waiter); }
   bool corrupt() const noexcept { return corrupt_; }
   bool bad_entry() const noexcept { return bad_entry_; }  // a header failed validation
   const RingGeometry& geometry() const noexcept { return g_; }

@@ -11,11 +11,16 @@
 //    peer raises a slot or the next timer is due. A sleeping runtime costs no CPU and is woken
 //    by any send (DESIGN §1: the note's caveat does not apply).
 //  * Timers fire no earlier than their deadline.
+//  * Parked pollers (consumers waiting on a ring) are polled, not armed, while the runtime has
+//    work or spins, so a busy peer's producer finds no waiter armed and sends no notification
+//    (suppressed); they are armed — handshake arm + re-check — before the runtime yields or
+//    sleeps, so no wake-up is lost (DESIGN §3). This is the note's §3.4 hybrid applied to IPC.
 // Who may call:
 //  * run / block_on / spawn / sleep_for / timers / WaitList: the thread running the runtime
 //    (spawn and bind may also be called before it starts, from the thread that will start it
 //    or any other, as long as the runtime is not running).
-//  * allocate_slot / release_slot / bind / unbind: any thread (a mutex guards the slot table).
+//  * allocate_slot / release_slot / bind / unbind / post: any thread (mutexes guard the slot
+//    table and the posted queue).
 //  * notification().mint(...).send(): any thread of any process.
 // What blocks: run and block_on (until their work is done); the idle sleep inside them.
 #pragma once
@@ -23,6 +28,7 @@
 #include <coroutine>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -42,6 +48,32 @@ struct RuntimeOptions {
   std::int64_t spin_ns = 50'000;  // busy-poll window before yielding / sleeping
   unsigned yields = 0;            // sched_yield calls after the spin window, before sleeping
   bool sleep = true;              // false: never sleep (spin/yield forever), like ReL4's runtime
+  // Up to this many parked pollers are polled while the runtime is busy or spinning and armed
+  // only before it yields or sleeps; with more, every poller is armed at once and only
+  // interrupts (slot handlers) unpark them. 0: always interrupt-driven.
+  unsigned max_polled = 64;
+};
+
+// A waiter the runtime can poll: a consumer parked on an empty ring. See Runtime::park.
+struct Poller {
+  bool (*poll)(void* ctx) = nullptr;  // looks for work; true if it made something ready
+  bool (*arm)(void* ctx) = nullptr;   // handshake arm + re-check; false if work is there after all
+  void (*disarm)(void* ctx) = nullptr;
+  void* ctx = nullptr;
+  Poller* prev = nullptr;
+  Poller* next = nullptr;
+  bool linked = false;
+  bool armed = false;
+};
+
+// Work deferred to the end of the current batch: it runs once the ready queue is empty, before
+// the runtime polls or idles. Producers use it to publish many entries and pay for one fence and
+// at most one notification per batch (ring/handshake.hpp: must_signal).
+struct Deferred {
+  void (*fn)(void* ctx) = nullptr;
+  void* ctx = nullptr;
+  Deferred* next = nullptr;
+  bool queued = false;
 };
 
 class Runtime;
@@ -98,8 +130,25 @@ class Runtime {
   template <class T>
   T block_on(Task<T> t);
 
+  // Queues `d` (once) for the end of the current batch (runtime thread only).
+  void defer(Deferred& d) noexcept {
+    if (d.queued) return;
+    d.queued = true;
+    d.next = deferred_;
+    deferred_ = &d;
+  }
+  // Drops `d` from the queue if it is there (its owner is going away).
+  void cancel_deferred(Deferred& d) noexcept;
+
+  // Parks / unparks a poller (runtime thread only). A parked poller stays parked until unpark.
+  void park(Poller& p) noexcept;
+  void unpark(Poller& p) noexcept;
+
   // Makes `h` ready (it runs at a later scheduling point of this runtime).
   void schedule(std::coroutine_handle<> h);
+  // Any thread: runs `fn` on the runtime's thread at its next scheduling point, waking it if it
+  // sleeps. Uses the notification's service flag, not a slot.
+  void post(std::function<void()> fn);
 
   // co_await rt.sleep_for(ns)
   auto sleep_for(std::int64_t ns) noexcept;
@@ -146,6 +195,11 @@ class Runtime {
   void dispatch_interrupts();
   std::int64_t fire_timers();  // fires due timers; returns ns to the next (-1: none)
   void idle();
+  void run_deferred();
+  bool poll_all();          // polls every parked poller; true if any found work
+  bool arm_all();           // arms the unarmed; false if one found work instead
+  void disarm_all() noexcept;
+  bool polling() const noexcept { return pollers_count_ <= opts_.max_polled; }
   void enter();
   void leave() noexcept;
 
@@ -157,6 +211,11 @@ class Runtime {
   std::unique_ptr<Handler[]> handlers_;
   std::mutex slot_mu_;
   std::vector<std::uint64_t> slot_used_;  // bitmap over kMaxSlots
+  Deferred* deferred_ = nullptr;
+  Poller* pollers_ = nullptr;
+  std::size_t pollers_count_ = 0;
+  std::mutex post_mu_;
+  std::vector<std::function<void()>> posted_;
   std::size_t live_tasks_ = 0;
   std::uint64_t shuffle_state_ = 0x9e3779b97f4a7c15ull;
   Runtime* prev_current_ = nullptr;

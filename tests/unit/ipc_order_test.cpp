@@ -1,0 +1,83 @@
+// Out-of-order completion (note §1.6) and many channels on one server (the 64-vector question).
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <thread>
+
+#include "uipc/ipc/server.hpp"
+
+using namespace uipc;
+using namespace uipc::ipc;
+
+TEST(IpcOrder, RepliesCompleteOutOfOrderAndReachTheirCallers) {
+  Runtime srt;
+  // Request k is held (32 - k) ms: the last request sent is answered first.
+  Server server(srt, [&](std::span<const std::byte> req, std::span<std::byte> reply) -> Task<Result<std::size_t>> {
+    std::uint32_t k;
+    std::memcpy(&k, req.data(), sizeof k);
+    co_await srt.sleep_for(static_cast<std::int64_t>(32 - k) * 1'000'000);
+    std::memcpy(reply.data(), req.data(), req.size());
+    co_return req.size();
+  });
+  std::thread t([&] { srt.block_on(server.serve()); });
+  Runtime rt;
+  auto client = std::move(server.connect(rt).value());
+  std::vector<std::uint32_t> completion;
+  int matched = 0;
+  for (std::uint32_t k = 0; k < 32; ++k) {
+    rt.spawn([](Client& c, std::uint32_t key, std::vector<std::uint32_t>& order, int& ok) -> Task<void> {
+      std::uint32_t back = 0;
+      auto r = co_await c.call(std::as_bytes(std::span(&key, 1)), std::as_writable_bytes(std::span(&back, 1)));
+      if (r && back == key) ++ok;
+      order.push_back(key);
+    }(*client, k, completion, matched));
+  }
+  rt.run();
+  EXPECT_EQ(matched, 32);
+  ASSERT_EQ(completion.size(), 32u);
+  EXPECT_GT(completion.front(), completion.back());  // replies came back in (roughly) reverse order
+  server.stop();
+  t.join();
+}
+
+TEST(IpcOrder, FourThousandNinetySixChannelsOnOneServer) {
+  Runtime srt;
+  Server server(srt, [](std::span<const std::byte> req, std::span<std::byte> reply) -> Task<Result<std::size_t>> {
+    std::memcpy(reply.data(), req.data(), req.size());
+    co_return req.size();
+  });
+  std::thread t([&] { srt.block_on(server.serve()); });
+  Runtime rt;
+  ChannelOptions o;
+  o.capacity = 4;
+  o.max_payload = 64;
+  o.max_inflight = 4;
+  std::vector<std::unique_ptr<Client>> clients;
+  for (std::uint32_t i = 0; i < uipc::abi::kMaxSlots; ++i) {
+    auto c = server.connect(rt, o);
+    ASSERT_TRUE(c) << i << ": " << c.error().message();
+    clients.push_back(std::move(c.value()));
+  }
+  // One more than the notification has slots: a clear error, nothing else disturbed.
+  auto extra = server.connect(rt, o);
+  ASSERT_FALSE(extra);
+  EXPECT_EQ(extra.error(), std::errc::too_many_files_open);
+
+  int good = 0;
+  for (std::uint32_t i = 0; i < clients.size(); ++i) {
+    rt.spawn([](Client& c, std::uint32_t key, int& ok) -> Task<void> {
+      for (std::uint32_t j = 0; j < 3; ++j) {
+        std::uint64_t v = (std::uint64_t{key} << 32) | j, back = 0;
+        auto r = co_await c.call(std::as_bytes(std::span(&v, 1)), std::as_writable_bytes(std::span(&back, 1)));
+        if (r && back == v) ++ok;
+      }
+    }(*clients[i], i, good));
+  }
+  rt.run();
+  EXPECT_EQ(good, static_cast<int>(3 * uipc::abi::kMaxSlots));
+  EXPECT_EQ(server.channel_count(), uipc::abi::kMaxSlots);
+  clients.clear();
+  server.stop();
+  t.join();
+  EXPECT_EQ(server.channel_count(), 0u);
+}
