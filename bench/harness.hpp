@@ -67,7 +67,7 @@ class LatencyRecorder {
   std::uint64_t max_ = 0;
 };
 
-std::uint64_t now_ns();                 // CLOCK_MONOTONIC, via the vDSO (no kernel entry)
+std::uint64_t now_ns();                 // monotonic ns: calibrated invariant TSC, else CLOCK_MONOTONIC (no kernel entry)
 double process_cpu_seconds();           // getrusage(RUSAGE_SELF): user + system
 void pin_this_thread(int cpu);          // no-op when cpu < 0; aborts with a message on failure
 int cpu_or_none(const IpcParams& p, std::size_t i);  // p.cpus[i] or -1

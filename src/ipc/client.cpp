@@ -24,8 +24,13 @@ Client::Client(Runtime& rt, ChannelEnd end)
   flush_.ctx = this;
   flush_.fn = [](void* self) {
     auto* c = static_cast<Client*>(self);
-    if (c->req_.flush()) c->signal_server();
-    else c->rt_.counters().suppressed.add();
+    if (c->closed_) return;
+    if (c->req_dirty_) {
+      c->req_dirty_ = false;
+      if (c->req_.flush()) c->signal_server();
+      else c->rt_.counters().suppressed.add();
+    }
+    if (c->resp_.release()) c->signal_server();  // a server handler waits for response space
   };
   poller_.ctx = this;
   poller_.poll = [](void* self) {
@@ -78,6 +83,9 @@ void Client::drain() {
     Op& op = ops_[idx];
     resp_.pop();
     --awaiting_reply_;
+    // Give slots back as we go, so a server replying faster than we drain never finds the
+    // ring full for long.
+    if ((awaiting_reply_ & 31) == 0 && resp_.release()) signal_server();
     if (op.state == OpState::abandoned) {  // its caller timed out: the late reply frees it
       op.state = OpState::free;
       ++op.gen;
@@ -97,7 +105,7 @@ void Client::drain() {
     fail(std::make_error_code(std::errc::bad_message));
     return;
   }
-  if (resp_.release()) signal_server();  // a server handler waits for response space
+  rt_.defer(flush_);  // gives the drained slots back at the end of the batch, off the reply path
   if (header(*end_.region)->closed.load(std::memory_order_acquire) & abi::kServerClosed) [[unlikely]] {
     fail(std::make_error_code(std::errc::connection_reset));
     return;
@@ -152,6 +160,12 @@ Task<Result<std::size_t>> Client::call(std::span<const std::byte> request, std::
       co_await op_waiters_.wait();
       continue;
     }
+    // Queue behind callers already waiting for space: they share one space_waiter flag, and a
+    // newcomer's arm/disarm must not clear it under them (a lost wake-up).
+    if (!space_waiters_.empty()) {
+      co_await space_waiters_.wait();
+      continue;
+    }
     if ((e = req_.claim()) != nullptr) break;
     if (req_.corrupt()) {
       fail(std::make_error_code(std::errc::bad_message));
@@ -173,6 +187,7 @@ Task<Result<std::size_t>> Client::call(std::span<const std::byte> request, std::
   if (!request.empty()) std::memcpy(req_.payload(e), request.data(), request.size());
   req_.publish();
   ++awaiting_reply_;
+  req_dirty_ = true;
   rt_.defer(flush_);  // the fence and any notification: once, at the end of this batch
   if (timeout_ns >= 0) {
     op.timer.fire = &Client::on_timeout;

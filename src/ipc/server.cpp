@@ -195,6 +195,9 @@ Task<void> Server::receive_loop(Chan* ch) {
       ++stats_.requests;
       ++ch->refs;
       handle(ch, h.id, std::move(buf), h.len);  // runs inline until the handler first suspends
+      // Give request slots back as we go: a client that keeps the ring busy would otherwise
+      // find it full although we have consumed everything.
+      if ((stats_.requests & 31) == 0 && ch->req.release()) ch->end.to_peer.send(rt_.counters());
     }
     if (ch->req.release()) ch->end.to_peer.send(rt_.counters());  // the client waits for space
     if (ch->req.corrupt() || ch->req.bad_entry()) [[unlikely]] {
@@ -238,7 +241,7 @@ bool Server::try_reply(Chan* ch, std::uint64_t id, const Result<std::size_t>& r,
     return true;
   }
   abi::EntryHeader* e = ch->resp.claim();
-  if (e == nullptr) [[unlikely]] return false;
+  if (e == nullptr || !ch->resp_space.empty()) [[unlikely]] return false;
   abi::EntryHeader h{id, 0, 0};
   if (!r) {
     const int code = r.error().value();
@@ -257,7 +260,14 @@ bool Server::try_reply(Chan* ch, std::uint64_t id, const Result<std::size_t>& r,
 }
 
 Task<void> Server::send_reply_slow(Chan* ch, std::uint64_t id, const Result<std::size_t>& r, const std::byte* data) {
-  while (!try_reply(ch, id, r, data)) {
+  for (;;) {
+    // Handlers already waiting share the ring's one space_waiter flag: queue behind them
+    // rather than arm/disarm it under them.
+    if (!ch->resp_space.empty()) {
+      co_await ch->resp_space.wait();
+      continue;
+    }
+    if (try_reply(ch, id, r, data)) co_return;
     if (ch->resp.corrupt()) {
       ++stats_.protocol_errors;
       close_channel(ch, std::make_error_code(std::errc::bad_message));

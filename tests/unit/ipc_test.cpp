@@ -63,3 +63,25 @@ TEST(Ipc, ManyInFlightEachGetsOwnReply) {
   rt.run();
   EXPECT_EQ(ok, kCalls);
 }
+
+TEST(Ipc, SpaceWaitersNeverLoseAWakeup) {
+  // A 2-entry ring and 64 callers: callers queue for space all the time. A caller that arms the
+  // shared space flag and one that arms and disarms it right after must not strand the first.
+  ServerThread st(echo());
+  Runtime rt;
+  ChannelOptions o;
+  o.capacity = 2;
+  auto client = std::move(st.server.connect(rt, o).value());
+  int ok = 0;
+  for (int w = 0; w < 64; ++w) {
+    rt.spawn([](Client& c, int id, int& good) -> Task<void> {
+      for (int i = 0; i < 300; ++i) {
+        std::uint64_t v = static_cast<std::uint64_t>(id) << 32 | static_cast<std::uint64_t>(i), back = 0;
+        auto r = co_await c.call(std::as_bytes(std::span(&v, 1)), std::as_writable_bytes(std::span(&back, 1)));
+        if (r && back == v) ++good;
+      }
+    }(*client, w, ok));
+  }
+  rt.run();
+  EXPECT_EQ(ok, 64 * 300);
+}

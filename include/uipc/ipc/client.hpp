@@ -83,7 +83,8 @@ class Client {
   std::uint32_t in_flight_ = 0;       // ops not free (includes completed, not yet resumed)
   std::uint32_t awaiting_reply_ = 0;  // requests published whose reply has not been read
   Poller poller_;   // parked while replies are awaited
-  Deferred flush_;  // request-ring flush at the end of the runtime's batch
+  Deferred flush_;  // request-ring flush and response-ring release, at the end of the batch
+  bool req_dirty_ = false;  // requests published since the last flush
   bool closed_ = false;
   std::error_code error_;
 };

@@ -1,0 +1,425 @@
+// bench/ipc_cli.cpp — `uipc bench ipc`: runs every (size, in-flight, mode) scenario, prints a
+// table as results come, appends one JSON object per scenario to --json, and ends with the
+// async-over-baseline ratios.  See docs/bench.md.
+#include "ipc_cli.hpp"
+
+#include "harness.hpp"
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include <sched.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+namespace uipc::bench {
+namespace {
+
+constexpr std::size_t kMinBytes = 8;        // room for the sequence number
+constexpr std::size_t kMaxBytes = 65536;
+constexpr unsigned kMaxInflight = 65536;
+constexpr std::size_t kMaxWindow = std::size_t{64} << 20;  // inflight * size: buffers per side
+constexpr double kQuickSeconds = 0.2;
+const char* const kDefaultInflight = "1,2,4,8,16,32,64,128,256";
+const char* const kQuickInflight = "1,4,16,64,256";
+const char* const kDefaultSizes = "64,1024";
+const char* const kPreferredOrder[] = {"async", "sync", "ring", "uds", "uds-epoll", "pipe"};
+
+struct Options {
+  bool quick = false;
+  std::string json;
+  std::string cpus;
+  std::string modes;
+  std::string inflight;
+  std::string sizes;
+  double seconds = 1.0;
+  CLI::Option* seconds_opt = nullptr;
+  CLI::Option* inflight_opt = nullptr;
+  CLI::Option* cpus_opt = nullptr;
+};
+
+// A usage error: one line, exit code 2 (main maps every CLI::ParseError to 2).
+[[noreturn]] void usage(const std::string& msg) { throw CLI::ValidationError(msg, 2); }
+
+std::vector<std::string> split(const std::string& s, char sep) {
+  std::vector<std::string> out;
+  std::string item;
+  std::istringstream in(s);
+  while (std::getline(in, item, sep)) {
+    const auto b = item.find_first_not_of(" \t"), e = item.find_last_not_of(" \t");
+    out.push_back(b == std::string::npos ? std::string() : item.substr(b, e - b + 1));
+  }
+  return out;
+}
+
+unsigned long long parse_number(const std::string& opt, const std::string& item) {
+  if (item.empty() || item.find_first_not_of("0123456789") != std::string::npos || item.size() > 12)
+    usage(opt + ": '" + item + "' is not a non-negative integer");
+  return std::stoull(item);
+}
+
+// "1,2,4" -> {1, 2, 4}, every value within [lo, hi].
+std::vector<unsigned long long> parse_list(const std::string& opt, const std::string& s, unsigned long long lo,
+                                           unsigned long long hi, const std::string& what) {
+  std::vector<unsigned long long> out;
+  for (const auto& item : split(s, ',')) {
+    const auto v = parse_number(opt, item);
+    if (v < lo || v > hi)
+      usage(opt + ": " + item + " is not a valid " + what + " (must be " + std::to_string(lo) + ".." + std::to_string(hi) + ")");
+    out.push_back(v);
+  }
+  if (out.empty()) usage(opt + ": empty list");
+  return out;
+}
+
+std::set<int> allowed_cpus() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  std::set<int> out;
+  if (sched_getaffinity(0, sizeof set, &set) != 0) return out;
+  for (int c = 0; c < CPU_SETSIZE; ++c)
+    if (CPU_ISSET(c, &set)) out.insert(c);
+  return out;
+}
+
+std::string cpu_ranges(const std::set<int>& cpus) {
+  std::string out;
+  for (auto it = cpus.begin(); it != cpus.end();) {
+    int lo = *it, hi = lo;
+    while (++it != cpus.end() && *it == hi + 1) ++hi;
+    if (!out.empty()) out += ',';
+    out += std::to_string(lo);
+    if (hi != lo) out += '-' + std::to_string(hi);
+  }
+  return out.empty() ? "none" : out;
+}
+
+// "0,1", "2-3", "none".  Default: the first two CPUs this process may run on, if there are two.
+std::vector<int> parse_cpus(const Options& o) {
+  const std::set<int> allowed = allowed_cpus();
+  std::vector<int> out;
+  if (o.cpus_opt->count() == 0) {
+    if (allowed.size() >= 2) out = {*allowed.begin(), *std::next(allowed.begin())};
+    return out;
+  }
+  if (o.cpus == "none" || o.cpus.empty()) return out;
+  for (const auto& item : split(o.cpus, ',')) {
+    const auto dash = item.find('-');
+    const auto lo = parse_number("--cpus", item.substr(0, dash));
+    const auto hi = dash == std::string::npos ? lo : parse_number("--cpus", item.substr(dash + 1));
+    if (hi < lo || hi - lo > 4096) usage("--cpus: '" + item + "' is not a valid CPU range");
+    for (auto c = lo; c <= hi; ++c) {
+      if (c >= CPU_SETSIZE || !allowed.count(static_cast<int>(c)))
+        usage("--cpus: CPU " + std::to_string(c) + " is not available to this process (available: " + cpu_ranges(allowed) + ")");
+      out.push_back(static_cast<int>(c));
+    }
+  }
+  return out;
+}
+
+std::vector<std::string> parse_modes(const Options& o) {
+  const auto& reg = ipc_modes();
+  std::vector<std::string> out;
+  if (o.modes.empty()) {
+    for (const char* m : kPreferredOrder)
+      if (reg.count(m)) out.push_back(m);
+    for (const auto& [name, fn] : reg)
+      if (std::find(out.begin(), out.end(), name) == out.end()) out.push_back(name);
+    if (out.empty()) usage("no IPC modes are built into this uipc");
+    return out;
+  }
+  for (const auto& m : split(o.modes, ',')) {
+    if (!reg.count(m)) {
+      std::string known;
+      for (const auto& [name, fn] : reg) known += (known.empty() ? "" : ", ") + name;
+      usage("--modes: unknown mode '" + m + "' (available: " + known + ")");
+    }
+    if (std::find(out.begin(), out.end(), m) == out.end()) out.push_back(m);
+  }
+  return out;
+}
+
+// ---- machine facts -------------------------------------------------------------------------
+
+std::string cpu_model() {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  for (const char* key : {"model name", "Hardware", "cpu model", "CPU part"}) {
+    in.clear();
+    in.seekg(0);
+    while (std::getline(in, line)) {
+      if (line.rfind(key, 0) != 0) continue;
+      const auto colon = line.find(':');
+      if (colon == std::string::npos) continue;
+      const auto b = line.find_first_not_of(" \t", colon + 1);
+      if (b != std::string::npos) return line.substr(b);
+    }
+  }
+  return "unknown";
+}
+
+std::string kernel_release() {
+  utsname u{};
+  if (uname(&u) != 0) return "unknown";
+  return std::string(u.sysname) + " " + u.release;
+}
+
+std::string run_capture(const std::string& cmd) {
+  std::unique_ptr<FILE, int (*)(FILE*)> f(popen(cmd.c_str(), "r"), pclose);
+  if (!f) return {};
+  std::array<char, 256> buf{};
+  std::string out;
+  while (fgets(buf.data(), buf.size(), f.get())) out += buf.data();
+  while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
+  return out;
+}
+
+// The commit of the source tree this tool was built from (its checkout, if still there), else of
+// the current directory's repository, else "unknown".
+std::string git_commit() {
+  std::string src = __FILE__;  // .../bench/ipc_cli.cpp
+  std::vector<std::string> dirs;
+  if (const auto slash = src.rfind("/bench/"); slash != std::string::npos && src[0] == '/') dirs.push_back(src.substr(0, slash));
+  dirs.push_back(".");
+  for (const auto& d : dirs) {
+    std::string quoted = "'";
+    for (char c : d) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    quoted += "'";
+    const std::string c = run_capture("git -C " + quoted + " rev-parse --short HEAD 2>/dev/null");
+    if (!c.empty() && c.find_first_not_of("0123456789abcdef") == std::string::npos) return c;
+  }
+  return "unknown";
+}
+
+std::string utc_timestamp() {
+  const std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+struct Facts {
+  std::string cpu_model = bench::cpu_model();
+  unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+  std::string kernel = kernel_release();
+#ifdef NDEBUG
+  std::string build_type = "release";
+#else
+  std::string build_type = "debug";
+#endif
+  std::string commit = git_commit();
+};
+
+// ---- output ----------------------------------------------------------------------------------
+
+std::string fmt(const char* f, double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, f, v);
+  return buf;
+}
+
+std::string fmt_ns(double ns) {
+  if (ns <= 0) return "-";
+  if (ns < 1e3) return fmt("%.0f ns", ns);
+  if (ns < 1e6) return fmt("%.2f us", ns / 1e3);
+  if (ns < 1e9) return fmt("%.2f ms", ns / 1e6);
+  return fmt("%.2f s", ns / 1e9);
+}
+
+std::string fmt_rate(double v) {  // 12345678 -> "12,345,678"
+  std::string digits = fmt("%.0f", v), out;
+  for (std::size_t i = 0; i < digits.size(); ++i) {
+    if (i && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
+  }
+  return out;
+}
+
+void print_header() {
+  std::printf("%-10s %8s %6s %14s %10s %10s %8s %7s  %s\n", "mode", "inflight", "bytes", "ops/s", "p50", "p99",
+              "kern/op", "cpu_s", "note");
+}
+
+void print_row(const std::string& mode, const IpcParams& p, const IpcResult& r) {
+  std::printf("%-10s %8u %6zu %14s %10s %10s %8.2f %7.2f  %s\n", mode.c_str(), p.inflight, p.msg_bytes,
+              fmt_rate(r.ops_per_s()).c_str(), fmt_ns(r.p50_ns).c_str(), fmt_ns(r.p99_ns).c_str(),
+              r.kernel_entries_per_op(), r.cpu_s, r.note.c_str());
+  std::fflush(stdout);
+}
+
+nlohmann::ordered_json to_json(const std::string& mode, const IpcParams& p, const IpcResult& r, const Facts& f) {
+  return {
+      {"scenario", "ipc"},
+      {"mode", mode},
+      {"inflight", p.inflight},
+      {"msg_bytes", p.msg_bytes},
+      {"ops_per_s", r.ops_per_s()},
+      {"p50_ns", r.p50_ns},
+      {"p99_ns", r.p99_ns},
+      {"kernel_entries_per_op", r.kernel_entries_per_op()},
+      {"kernel_entries", r.kernel_entries},
+      {"cpu_s", r.cpu_s},
+      {"ops", r.ops},
+      {"wall_s", r.wall_s},
+      {"note", r.note},
+      {"cpus", p.cpus},
+      {"cpu_model", f.cpu_model},
+      {"cores", f.cores},
+      {"kernel", f.kernel},
+      {"build_type", f.build_type},
+      {"commit", f.commit},
+      {"timestamp", utc_timestamp()},
+  };
+}
+
+void print_ratios(const std::map<std::tuple<std::size_t, unsigned, std::string>, double>& rate,
+                  const std::vector<std::size_t>& sizes, const std::vector<unsigned>& inflights,
+                  const std::vector<std::string>& modes) {
+  auto ran = [&](const char* m) { return std::find(modes.begin(), modes.end(), m) != modes.end(); };
+  if (!ran("async")) {
+    std::printf("\nNo ratio summary: mode async did not run.\n");
+    return;
+  }
+  std::vector<std::string> over;
+  for (const char* m : {"sync", "ring", "uds-epoll"})
+    if (ran(m)) over.push_back(m);
+  if (over.empty()) {
+    std::printf("\nNo ratio summary: none of sync, ring, uds-epoll ran next to async.\n");
+    return;
+  }
+  std::printf("\nThroughput ratios (ops/s of async over ...)\n%8s %6s", "inflight", "bytes");
+  for (const auto& m : over) std::printf(" %12s", ("async/" + m).c_str());
+  std::printf("\n");
+  for (auto size : sizes)
+    for (auto n : inflights) {
+      std::printf("%8u %6zu", n, size);
+      const double a = rate.at({size, n, "async"});
+      for (const auto& m : over) {
+        const double b = rate.at({size, n, m});
+        std::printf(" %12s", b > 0 ? fmt("%.3fx", a / b).c_str() : "-");
+      }
+      std::printf("\n");
+    }
+}
+
+// ---- the run ---------------------------------------------------------------------------------
+
+void run(const Options& o) {
+  // Validate everything before running anything.
+  if (o.seconds_opt->count() && !(o.seconds > 0 && o.seconds <= 3600)) usage("--seconds: must be in (0, 3600]");
+  const double seconds = o.seconds_opt->count() ? o.seconds : o.quick ? kQuickSeconds : 1.0;
+  const std::string inflight_s = o.inflight_opt->count() ? o.inflight : o.quick ? kQuickInflight : kDefaultInflight;
+  std::vector<unsigned> inflights;
+  for (auto v : parse_list("--inflight", inflight_s, 1, kMaxInflight, "in-flight count")) inflights.push_back(static_cast<unsigned>(v));
+  std::vector<std::size_t> sizes;
+  for (auto v : parse_list("--sizes", o.sizes.empty() ? kDefaultSizes : o.sizes, kMinBytes, kMaxBytes, "message size"))
+    sizes.push_back(static_cast<std::size_t>(v));
+  for (auto n : inflights)
+    for (auto s : sizes)
+      if (n * s > kMaxWindow)
+        usage("--inflight " + std::to_string(n) + " with --sizes " + std::to_string(s) + " is a " +
+              std::to_string((n * s) >> 20) + " MiB window; keep inflight x size within " + std::to_string(kMaxWindow >> 20) + " MiB");
+  const std::vector<std::string> modes = parse_modes(o);
+  const std::vector<int> cpus = parse_cpus(o);
+
+  std::ofstream json;
+  if (!o.json.empty()) {
+    json.open(o.json, std::ios::app);
+    if (!json) usage("--json: cannot open '" + o.json + "' for appending: " + std::strerror(errno));
+  }
+
+  const Facts facts;
+  const std::size_t scenarios = modes.size() * inflights.size() * sizes.size();
+  std::printf("uipc bench ipc: %s, %u CPUs, %s, %s build, commit %s\n", facts.cpu_model.c_str(), facts.cores,
+              facts.kernel.c_str(), facts.build_type.c_str(), facts.commit.c_str());
+  if (cpus.size() >= 2)
+    std::printf("client on CPU %d, server on CPU %d; ", cpus[0], cpus[1]);
+  else if (cpus.size() == 1)
+    std::printf("client on CPU %d, server unpinned; ", cpus[0]);
+  else
+    std::printf("threads unpinned; ");
+  std::printf("%zu scenarios of %.2f s (+10%% warm-up), about %.0f s\n\n", scenarios, seconds,
+              static_cast<double>(scenarios) * seconds * 1.1 + 0.5);
+  if (cpus.size() >= 2 && cpus[0] == cpus[1])
+    std::fprintf(stderr, "uipc bench ipc: warning: client and server share CPU %d; the spinning modes will crawl\n", cpus[0]);
+  print_header();
+
+  std::map<std::tuple<std::size_t, unsigned, std::string>, double> rate;
+  bool first_group = true;
+  for (auto size : sizes)
+    for (auto n : inflights) {
+      if (modes.size() > 1 && !std::exchange(first_group, false)) std::printf("\n");
+      for (const auto& mode : modes) {
+        IpcParams p;
+        p.inflight = n;
+        p.msg_bytes = size;
+        p.seconds = seconds;
+        p.cpus = cpus;
+        const IpcResult r = ipc_modes().at(mode)(p);
+        print_row(mode, p, r);
+        rate[{size, n, mode}] = r.ops_per_s();
+        if (json.is_open()) {
+          json << to_json(mode, p, r, facts).dump() << '\n';
+          json.flush();
+          if (!json) throw std::runtime_error("--json: write to '" + o.json + "' failed");
+        }
+      }
+    }
+  print_ratios(rate, sizes, inflights, modes);
+}
+
+}  // namespace
+
+void add_ipc_bench(CLI::App& bench) {
+  auto o = std::make_shared<Options>();
+  CLI::App* ipc = bench.add_subcommand(
+      "ipc",
+      "Round-trip throughput and latency of request/reply IPC between two threads, one scenario per "
+      "(message size, in-flight count, mode): uipc's async IPC against a blocking sync call, a "
+      "busy-polling shared-memory ring (the limit of this machine) and Unix socket and pipe peers.  "
+      "Prints a table as results come and, at the end, async's throughput over the baselines.");
+  ipc->add_flag("--quick", o->quick, "Short runs: 0.2 s per scenario, in-flight 1,4,16,64,256 (explicit options win)");
+  ipc->add_option("--json", o->json, "Append one JSON object per scenario, one per line, to FILE")->type_name("FILE");
+  o->cpus_opt = ipc->add_option("--cpus", o->cpus,
+                                "CPUs to pin to: first the client's, then the server's (e.g. 0,1 or 2-3), or 'none'. "
+                                "Default: the first two CPUs available, if there are two")
+                    ->type_name("LIST");
+  ipc->add_option("--modes", o->modes, "Modes to run, in order (default: all, as async,sync,ring,uds,uds-epoll,pipe)")
+      ->type_name("LIST");
+  o->inflight_opt = ipc->add_option("--inflight", o->inflight,
+                                    std::string("Requests kept outstanding, 1..") + std::to_string(kMaxInflight) +
+                                        " (default " + kDefaultInflight + ")")
+                        ->type_name("LIST");
+  ipc->add_option("--sizes", o->sizes,
+                  std::string("Request and reply payload bytes, 8..65536 (default ") + kDefaultSizes + ")")
+      ->type_name("LIST");
+  o->seconds_opt = ipc->add_option("--seconds", o->seconds, "Measured seconds per scenario (default 1.0)")->type_name("S");
+  ipc->footer(
+      "Modes: async (uipc), sync (blocking uipc call), ring (busy-polling SPSC rings, no syscalls), "
+      "uds (blocking Unix stream socketpair, pipelined and batched), uds-epoll (non-blocking, one epoll "
+      "loop per side), pipe (two blocking pipes).\n"
+      "Example: uipc bench ipc --quick --modes ring,uds --json results/ipc.jsonl\n"
+      "See docs/bench.md for the measurement rules and the JSON fields.");
+  ipc->callback([o] { run(*o); });
+}
+
+}  // namespace uipc::bench
