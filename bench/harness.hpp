@@ -44,6 +44,11 @@ struct IpcResult {
 
 using IpcModeFn = std::function<IpcResult(const IpcParams&)>;
 
+// An idle async client and server: connected, one call made, then nothing for p.seconds.
+// Returns the process CPU spent over that interval (cpu_s) and the kernel entries made; the
+// spin window passes at the start of the interval. The target: under 1% of one core.
+IpcResult run_async_idle(const IpcParams& p);
+
 // name -> mode; filled by static registrars before main().
 std::map<std::string, IpcModeFn>& ipc_modes();
 

@@ -96,4 +96,38 @@ IpcResult run_async(const IpcParams& p) {
 const IpcModeRegistrar reg("async", run_async);
 
 }  // namespace
+
+IpcResult run_async_idle(const IpcParams& p) {
+  Runtime server_rt;
+  ipc::Server server(server_rt, [](std::span<const std::byte> req, std::span<std::byte> reply) -> Task<Result<std::size_t>> {
+    std::memcpy(reply.data(), req.data(), req.size());
+    co_return req.size();
+  });
+  std::thread server_thread([&] {
+    pin_this_thread(cpu_or_none(p, 1));
+    server_rt.block_on(server.serve());
+  });
+  IpcResult res;
+  {
+    pin_this_thread(cpu_or_none(p, 0));
+    Runtime rt;
+    auto client = std::move(server.connect(rt).value());
+    std::byte msg[8] = {};
+    if (!rt.block_on(client->call(msg, msg))) std::abort();
+    const std::uint64_t k0 = rt.counters().kernel_entries.get() + server_rt.counters().kernel_entries.get();
+    const double cpu0 = process_cpu_seconds();
+    const std::uint64_t t0 = now_ns();
+    rt.block_on([](Runtime& r, double s) -> Task<void> {
+      co_await r.sleep_for(static_cast<std::int64_t>(s * 1e9));
+    }(rt, p.seconds));
+    res.wall_s = static_cast<double>(now_ns() - t0) / 1e9;
+    res.cpu_s = process_cpu_seconds() - cpu0;
+    res.kernel_entries = rt.counters().kernel_entries.get() + server_rt.counters().kernel_entries.get() - k0;
+    res.note = "idle client + server: " + std::to_string(100.0 * res.cpu_s / res.wall_s) + "% of one core";
+    client->close();
+  }
+  server.stop();
+  server_thread.join();
+  return res;
+}
 }  // namespace uipc::bench

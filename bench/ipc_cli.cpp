@@ -385,6 +385,22 @@ void run(const Options& o) {
       }
     }
   print_ratios(rate, sizes, inflights, modes);
+
+  if (std::find(modes.begin(), modes.end(), "async") != modes.end()) {
+    IpcParams p;
+    p.inflight = 0;
+    p.msg_bytes = 8;
+    p.seconds = std::max(seconds, 1.0);
+    p.cpus = cpus;
+    const IpcResult r = run_async_idle(p);
+    std::printf("\nIdle: an async client and server, connected, doing nothing for %.1f s after one call:\n"
+                "      %.3f%% of one core (%.4f s CPU), %llu kernel entries\n",
+                r.wall_s, 100.0 * r.cpu_s / r.wall_s, r.cpu_s, static_cast<unsigned long long>(r.kernel_entries));
+    if (json.is_open()) {
+      json << to_json("async-idle", p, r, facts).dump() << '\n';
+      json.flush();
+    }
+  }
 }
 
 }  // namespace

@@ -182,8 +182,9 @@ Task<Result<std::size_t>> Client::call(std::span<const std::byte> request, std::
   op.waiter = {};
   ++in_flight_;
 
-  const abi::EntryHeader h{(std::uint64_t{op.gen} << 32) | idx, static_cast<std::uint32_t>(request.size()), 0};
-  std::memcpy(e, &h, sizeof h);
+  e->id = (std::uint64_t{op.gen} << 32) | idx;
+  e->len = static_cast<std::uint32_t>(request.size());
+  e->status = 0;
   if (!request.empty()) std::memcpy(req_.payload(e), request.data(), request.size());
   req_.publish();
   ++awaiting_reply_;

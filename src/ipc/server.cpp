@@ -242,17 +242,18 @@ bool Server::try_reply(Chan* ch, std::uint64_t id, const Result<std::size_t>& r,
   }
   abi::EntryHeader* e = ch->resp.claim();
   if (e == nullptr || !ch->resp_space.empty()) [[unlikely]] return false;
-  abi::EntryHeader h{id, 0, 0};
+  e->id = id;
+  e->len = 0;
+  e->status = 0;
   if (!r) {
     const int code = r.error().value();
-    h.status = code > 0 && code <= 4095 ? static_cast<std::uint32_t>(code) : static_cast<std::uint32_t>(EIO);
+    e->status = code > 0 && code <= 4095 ? static_cast<std::uint32_t>(code) : static_cast<std::uint32_t>(EIO);
   } else if (r.value() > ch->end.layout.max_payload) {
-    h.status = EMSGSIZE;
+    e->status = EMSGSIZE;
   } else {
-    h.len = static_cast<std::uint32_t>(r.value());
-    std::memcpy(ch->resp.payload(e), data, h.len);
+    e->len = static_cast<std::uint32_t>(r.value());
+    std::memcpy(ch->resp.payload(e), data, e->len);
   }
-  std::memcpy(e, &h, sizeof h);
   ch->resp.publish();
   ++stats_.replies;
   rt_.defer(ch->flush);

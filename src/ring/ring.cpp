@@ -1,5 +1,7 @@
 #include "uipc/ring/ring.hpp"
 
+#include <atomic>
+
 namespace uipc {
 
 namespace {
@@ -38,9 +40,13 @@ abi::EntryHeader* RingProducer::claim() noexcept {
 }
 
 void RingProducer::publish() noexcept {
+  auto* e = reinterpret_cast<abi::EntryHeader*>(entry_at(g_, tail_));
   ++tail_;
-  // release: pairs with the consumer's acquire load of tail in refresh_tail(): the entry
-  // written before is visible once the new tail is.
+  // release: pairs with the consumer's acquire load of seq in RingConsumer::ready(): the
+  // header fields and payload written before are visible once seq is.
+  std::atomic_ref<std::uint32_t>(e->seq).store(tail_, std::memory_order_release);
+  // release: the index mirror is valid too (a consumer that reads it with acquire sees the
+  // entries before it); RingConsumer itself looks at seq.
   g_.indices->prod.tail.store(tail_, std::memory_order_release);
 }
 
@@ -55,27 +61,18 @@ bool RingProducer::arm_space_wait() noexcept {
 
 RingConsumer::RingConsumer(const RingGeometry& g) noexcept : g_(g) {
   head_ = published_head_ = g_.indices->cons.head.load(std::memory_order_relaxed);
-  tail_cache_ = g_.indices->prod.tail.load(std::memory_order_acquire);
-  if (tail_cache_ - head_ > g_.capacity) corrupt_ = true;
 }
 
-bool RingConsumer::refresh_tail() noexcept {
-  // acquire: pairs with the producer's release store in RingProducer::publish().
-  const std::uint32_t t = g_.indices->prod.tail.load(std::memory_order_acquire);
-  // A valid tail lies in [tail_cache_, published_head_ + capacity].
-  if (t - tail_cache_ > published_head_ + g_.capacity - tail_cache_) {
-    corrupt_ = true;
-    return false;
-  }
-  tail_cache_ = t;
-  return true;
+bool RingConsumer::ready(std::uint32_t index) const noexcept {
+  auto* e = reinterpret_cast<abi::EntryHeader*>(entry_at(g_, index));
+  // acquire: pairs with the release store of seq in RingProducer::publish(). Any other value
+  // (an older lap, or whatever a hostile producer wrote) means "not ready".
+  return std::atomic_ref<std::uint32_t>(e->seq).load(std::memory_order_acquire) == index + 1;
 }
 
 const std::byte* RingConsumer::peek(abi::EntryHeader* hdr) noexcept {
   if (corrupt_ || bad_entry_) [[unlikely]] return nullptr;
-  if (head_ == tail_cache_) {
-    if (!refresh_tail() || head_ == tail_cache_) return nullptr;
-  }
+  if (!ready(head_)) return nullptr;
   const std::byte* e = entry_at(g_, head_);
   std::memcpy(hdr, e, sizeof *hdr);
   if (hdr->len > g_.max_payload) [[unlikely]] {
@@ -95,7 +92,7 @@ bool RingConsumer::release() noexcept {
 
 bool RingConsumer::arm_data_wait() noexcept {
   handshake::arm(g_.indices->cons.data_waiter);
-  if (corrupt_ || (refresh_tail() && head_ != tail_cache_)) {
+  if (corrupt_ || bad_entry_ || ready(head_)) {
     handshake::disarm(g_.indices->cons.data_waiter);
     return false;
   }

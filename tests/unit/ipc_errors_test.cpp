@@ -57,7 +57,9 @@ struct RawChannel {
   void push(std::uint64_t id, std::uint32_t len) {
     uipc::abi::EntryHeader* e = req.claim();
     ASSERT_NE(e, nullptr);
-    *e = {id, len, 0};
+    e->id = id;
+    e->len = len;
+    e->status = 0;
     req.publish();
     to_server.send(c);
   }
@@ -192,9 +194,15 @@ TEST(IpcErrors, CorruptIndexClosesThatChannelAlone) {
   ServerThread st(echo_or_fail());
   Runtime rt;
   auto good = std::move(st.server.connect(rt).value());
-  RawChannel bad(st.server, rt);
-  request_ring(*bad.region, bad.layout).indices->prod.tail.store(123456);
-  bad.to_server.send(bad.c);
+  ChannelOptions o;
+  o.capacity = 2;
+  RawChannel bad(st.server, rt, o);
+  // The hostile client never reads replies and moves the response ring's head far ahead: the
+  // server notices when it next needs space, and closes that channel.
+  response_ring(*bad.region, bad.layout).indices->cons.head.store(123456);
+  for (std::uint64_t i = 0; i < 2; ++i) bad.push(i, 1);
+  EXPECT_TRUE(eventually([&] { return bad.req.claim() != nullptr; }));
+  bad.push(2, 1);
   EXPECT_TRUE(eventually([&] { return bad.server_closed(); }));
   EXPECT_TRUE(rt.block_on(good->call(bytes("still fine"))));
 }
@@ -217,7 +225,9 @@ TEST(IpcErrors, ReplyWithUnknownIdIsBadMessage) {
       uipc::abi::EntryHeader h;
       while (q.peek(&h) == nullptr) co_await Runtime::current()->yield();
       uipc::abi::EntryHeader* e = p.claim();
-      *e = {h.id ^ (std::uint64_t{1} << 40), 0, 0};
+      e->id = h.id ^ (std::uint64_t{1} << 40);
+      e->len = 0;
+      e->status = 0;
       p.publish();
       Counters c;
       to.send(c);

@@ -36,12 +36,14 @@ TEST(Task, ExceptionsPropagate) {
   EXPECT_THROW(rt.block_on(thrower()), std::runtime_error);
 }
 
+Task<void> set_flag(bool& f) {
+  f = true;
+  co_return;
+}
+
 TEST(Task, LazyUntilAwaited) {
   bool ran = false;
-  auto t = [&]() -> Task<void> {
-    ran = true;
-    co_return;
-  }();
+  auto t = set_flag(ran);  // (a free function: a capturing lambda's frame would outlive the lambda)
   EXPECT_FALSE(ran);
   Runtime rt;
   rt.block_on(std::move(t));

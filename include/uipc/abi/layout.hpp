@@ -22,7 +22,7 @@ namespace uipc::abi {
 inline constexpr std::size_t kCacheLine = 64;
 inline constexpr std::uint32_t kVectors = 64;                      // user-interrupt vectors
 inline constexpr std::uint32_t kMaxSlots = kVectors * kVectors;    // vectors × doorbell bits
-inline constexpr std::uint32_t kAbiVersion = 1;
+inline constexpr std::uint32_t kAbiVersion = 2;  // 2: per-entry publication (EntryHeader::seq)
 
 static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
@@ -64,8 +64,13 @@ constexpr std::uint32_t slot_doorbell_bit(std::uint32_t slot) { return slot / kV
 // SPSC ring indices. The producer's line and the consumer's line are separate so neither side's
 // stores invalidate the other's hot line more than the protocol requires (rigtorp/SPSCQueue).
 // Indices are free-running 32-bit counters; slot = index & (capacity - 1).
+// Publication is per entry: the producer's store of EntryHeader::seq = index + 1 (release) is
+// what makes entry `index` visible, so a consumer polling an empty ring watches the very line
+// the next entry arrives in and a message costs one cache-line transfer, not two (FastForward,
+// Vyukov). `tail` mirrors the producer's index (release-stored after each seq) for consumers
+// that take entries in batches by index; RingConsumer watches seq.
 struct alignas(kCacheLine) RingProducerLine {
-  std::atomic<std::uint32_t> tail;          // written by the producer only (release)
+  std::atomic<std::uint32_t> tail;          // mirror of the producer's index (release)
   std::atomic<std::uint32_t> space_waiter;  // 1: the producer waits for space (armed by producer)
   std::uint8_t pad[kCacheLine - 8];
 };
@@ -82,14 +87,19 @@ static_assert(sizeof(RingIndices) == 2 * kCacheLine);
 static_assert(offsetof(RingIndices, cons) == kCacheLine);
 
 // Every ring entry starts with this header; the payload follows, up to the channel's
-// max_payload bytes. `id` is opaque to the ring (the IPC layer puts a generation-tagged call id
-// there), `len` is the payload length, `status` is 0 or a positive errno value.
+// max_payload bytes. `seq` is written last, with release order, by RingProducer::publish
+// (index + 1: the entry is ready for exactly that lap); the other fields are the caller's:
+// `id` is opaque to the ring (the IPC layer puts a generation-tagged call id there), `len` is the
+// payload length, `status` is 0 or a positive errno value.
 struct EntryHeader {
-  std::uint64_t id;
+  std::uint32_t seq;
   std::uint32_t len;
+  std::uint64_t id;
   std::uint32_t status;
+  std::uint32_t reserved;
 };
-static_assert(sizeof(EntryHeader) == 16 && std::is_trivially_copyable_v<EntryHeader>);
+static_assert(sizeof(EntryHeader) == 24 && std::is_trivially_copyable_v<EntryHeader>);
+static_assert(offsetof(EntryHeader, seq) == 0 && offsetof(EntryHeader, id) == 8);
 
 constexpr std::uint32_t entry_stride(std::uint32_t max_payload) {
   return static_cast<std::uint32_t>((sizeof(EntryHeader) + max_payload + kCacheLine - 1) / kCacheLine *

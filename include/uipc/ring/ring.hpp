@@ -4,9 +4,11 @@
 //  * Entries are delivered in order, each exactly once; the producer never overwrites an entry
 //    the consumer has not released, and a full ring is reported (claim() == nullptr), never
 //    overwritten or dropped — the caller waits for space (arm_space_wait).
-//  * Every value read from the shared indices is validated against the side's private copy:
-//    a peer that moves an index backwards or further than the capacity puts the ring into the
-//    `corrupt` state, which every later call reports; nothing out of bounds is ever touched.
+//  * Entries are published one by one (EntryHeader::seq = index + 1, release); the consumer
+//    looks only at the entry its private head names, so no value from the producer can make it
+//    read outside the ring. The consumer's head, read by the producer, is validated against the
+//    producer's private copies: moved backwards or past the tail, it puts the ring into the
+//    `corrupt` state, which every later call reports.
 //  * Entry lengths are checked against max_payload before a payload is exposed.
 // Who may call: one producer thread on RingProducer, one consumer thread on RingConsumer.
 // What blocks: nothing. Waiting is the caller's business, through the handshake:
@@ -38,10 +40,11 @@ class RingProducer {
   explicit RingProducer(const RingGeometry& g) noexcept;
 
   // The next free entry (header + payload area of max_payload bytes), or nullptr when the ring
-  // is full or corrupt. Repeated calls without publish() return the same entry.
+  // is full or corrupt. Repeated calls without publish() return the same entry. The caller fills
+  // id, len, status and the payload; never seq.
   abi::EntryHeader* claim() noexcept;
   std::byte* payload(abi::EntryHeader* e) const noexcept { return reinterpret_cast<std::byte*>(e + 1); }
-  // Makes the claimed entry visible to the consumer (release store of tail).
+  // Makes the claimed entry visible to the consumer (release store of its seq).
   void publish() noexcept;
   // After one or more publishes: true when the consumer was waiting and must be signalled.
   bool flush() noexcept { return handshake::must_signal(g_.indices->cons.data_waiter); }
@@ -76,10 +79,7 @@ class RingConsumer {
   bool release() noexcept;
 
   // True when an entry is waiting (or the ring is corrupt: the caller must look at it).
-  bool has_data() noexcept {
-    if (head_ != tail_cache_ || corrupt_ || bad_entry_) return true;
-    return !refresh_tail() || head_ != tail_cache_;
-  }
+  bool has_data() const noexcept { return ready(head_) || corrupt_ || bad_entry_; }
   bool arm_data_wait() noexcept;  // as RingProducer::arm_space_wait, for data
   void disarm_data_wait() noexcept { handshake::disarm(g_.indices->cons.data_waiter); }
   bool corrupt() const noexcept { return corrupt_; }
@@ -87,11 +87,10 @@ class RingConsumer {
   const RingGeometry& geometry() const noexcept { return g_; }
 
  private:
-  bool refresh_tail() noexcept;
+  bool ready(std::uint32_t index) const noexcept;
   RingGeometry g_{};
   std::uint32_t head_ = 0;        // private copy
   std::uint32_t published_head_ = 0;
-  std::uint32_t tail_cache_ = 0;
   bool corrupt_ = false;
   bool bad_entry_ = false;
 };
