@@ -1,5 +1,7 @@
 #include "uipc/ipc/client.hpp"
 
+#include "uipc/ipc/peer_watch.hpp"
+
 #include <cstring>
 
 namespace uipc::ipc {
@@ -42,9 +44,21 @@ Client::Client(Runtime& rt, ChannelEnd end)
   poller_.arm = [](void* self) { return static_cast<Client*>(self)->resp_.arm_data_wait(); };
   poller_.disarm = [](void* self) { static_cast<Client*>(self)->resp_.disarm_data_wait(); };
   rt_.bind(end_.own_slot, &Client::on_interrupt, this);
+  if (end_.peer_pid > 0) {
+    // On the server's death, close the channel on its behalf and raise our own slot: the
+    // interrupt handler then fails every pending call (drain sees kServerClosed).
+    auto w = peer_watch::watch(end_.peer_pid, [region = end_.region, notif = rt_.notification_ptr(),
+                                               slot = end_.own_slot] {
+      header(*region)->closed.fetch_or(abi::kServerClosed, std::memory_order_acq_rel);
+      Counters scratch;  // the watcher thread's sends are nobody's runtime's
+      notif->mint(slot).send(scratch);
+    });
+    if (w) death_watch_ = w.value();
+  }
 }
 
 Client::~Client() {
+  if (death_watch_ != 0) peer_watch::cancel(death_watch_);
   close();
   rt_.cancel_deferred(flush_);
   rt_.unpark(poller_);
@@ -81,11 +95,7 @@ void Client::drain() {
       return;
     }
     Op& op = ops_[idx];
-    resp_.pop();
     --awaiting_reply_;
-    // Give slots back as we go, so a server replying faster than we drain never finds the
-    // ring full for long.
-    if ((awaiting_reply_ & 31) == 0 && resp_.release()) signal_server();
     if (op.state == OpState::abandoned) {  // its caller timed out: the late reply frees it
       op.state = OpState::free;
       ++op.gen;
@@ -100,6 +110,11 @@ void Client::drain() {
       std::memcpy(op.reply.data(), p, h.len);
       complete(op, std::size_t{h.len});
     }
+    // Only now is the entry consumed: its slot may be reused by the server once released.
+    resp_.pop();
+    // Give slots back as we go, so a server replying faster than we drain never finds the
+    // ring full for long.
+    if ((awaiting_reply_ & 31) == 0 && resp_.release()) signal_server();
   }
   if (resp_.corrupt() || resp_.bad_entry()) [[unlikely]] {
     fail(std::make_error_code(std::errc::bad_message));

@@ -110,6 +110,13 @@ Result<std::size_t> recv_msg(int sock, void* msg, std::size_t len, Fd* fds, std:
   return got;
 }
 
+pid_t peer_pid(int sock) {
+  ucred cred{};
+  socklen_t len = sizeof cred;
+  if (::getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || len != sizeof cred) return 0;
+  return cred.pid == ::getpid() ? 0 : cred.pid;  // our own process cannot die under us
+}
+
 }  // namespace
 
 // ---- server side ----
@@ -200,7 +207,8 @@ Result<void> Listener::handshake(int conn) {
   }
   (*region)->close_fd();
   auto peer_ptr = std::make_shared<Notification>(std::move(peer.value()));
-  ChannelEnd end{region.value(), layout.value(), peer_ptr, peer_ptr->mint(hello.client_slot), slot.value(), o};
+  ChannelEnd end{region.value(), layout.value(), peer_ptr, peer_ptr->mint(hello.client_slot), slot.value(), o,
+                 peer_pid(conn)};
   if (auto ok = server_.adopt(std::move(end)); !ok) {
     server_.release_slot(slot.value());
     return ok.error();
@@ -255,7 +263,7 @@ Result<std::unique_ptr<Client>> connect(Runtime& rt, const std::string& path, co
   region->close_fd();
   auto peer_ptr = std::make_shared<Notification>(std::move(peer.value()));
   ChannelEnd end{std::make_shared<Region>(std::move(region.value())), layout.value(), peer_ptr,
-                 peer_ptr->mint(w.server_slot), slot.value(), o};
+                 peer_ptr->mint(w.server_slot), slot.value(), o, peer_pid(s.fd)};
   guard.keep = true;
   return std::make_unique<Client>(rt, std::move(end));
 }

@@ -1,5 +1,7 @@
 #include "uipc/ipc/server.hpp"
 
+#include "uipc/ipc/peer_watch.hpp"
+
 #include <cstdio>
 #include <cstring>
 
@@ -15,6 +17,7 @@ struct Server::Chan {
   std::coroutine_handle<> receiver;
   WaitList resp_space;    // handlers waiting for response-ring space
   Deferred flush;         // one fence + at most one notification per batch of replies
+  std::uint64_t death_watch = 0;  // peer_watch token for a client in another process
   unsigned refs = 0;      // receive coroutine + handlers still running
   bool closing = false;
   std::error_code error;
@@ -26,11 +29,15 @@ Server::Server(Runtime& rt, Handler handler) : rt_(rt), handler_(std::move(handl
 Server::~Server() {
   // serve() has returned (or never ran): close whatever is left without running coroutines.
   for (auto& [p, ch] : channels_) {
+    if (ch->death_watch != 0) peer_watch::cancel(ch->death_watch);
     rt_.unpark(ch->poller);
     rt_.cancel_deferred(ch->flush);
     rt_.release_slot(ch->end.own_slot);
   }
-  for (auto& ch : incoming_) rt_.release_slot(ch->end.own_slot);
+  for (auto& ch : incoming_) {
+    if (ch->death_watch != 0) peer_watch::cancel(ch->death_watch);
+    rt_.release_slot(ch->end.own_slot);
+  }
 }
 
 void Server::wake_control() {
@@ -80,6 +87,17 @@ Result<void> Server::adopt(ChannelEnd end) {
   // Bound now, so a request sent before serve() picks the channel up is not lost: the receive
   // coroutine looks at the ring before it first waits.
   rt_.bind(ch->end.own_slot, &Server::on_interrupt, ch.get());
+  if (ch->end.peer_pid > 0) {
+    // A client process that dies is closed on its behalf; the raised slot makes the receive
+    // coroutine see kClientClosed and release the channel.
+    auto w = peer_watch::watch(ch->end.peer_pid, [region = ch->end.region, notif = rt_.notification_ptr(),
+                                                  slot = ch->end.own_slot] {
+      header(*region)->closed.fetch_or(abi::kClientClosed, std::memory_order_acq_rel);
+      Counters scratch;
+      notif->mint(slot).send(scratch);
+    });
+    if (w) ch->death_watch = w.value();
+  }
   live_channels_.fetch_add(1, std::memory_order_relaxed);
   {
     std::lock_guard lk(incoming_mu_);
@@ -147,6 +165,7 @@ Task<void> Server::serve() {
   // Channels adopted after stop() began were refused or sit in incoming_: release them too.
   std::lock_guard lk(incoming_mu_);
   for (auto& ch : incoming_) {
+    if (ch->death_watch != 0) peer_watch::cancel(ch->death_watch);
     header(*ch->end.region)->closed.fetch_or(abi::kServerClosed, std::memory_order_acq_rel);
     ch->end.to_peer.send(rt_.counters());
     rt_.release_slot(ch->end.own_slot);
@@ -169,6 +188,7 @@ void Server::close_channel(Chan* ch, std::error_code e) noexcept {
 
 void Server::unref(Chan* ch) noexcept {
   if (--ch->refs != 0) return;
+  if (ch->death_watch != 0) peer_watch::cancel(ch->death_watch);
   rt_.cancel_deferred(ch->flush);
   rt_.release_slot(ch->end.own_slot);
   channels_.erase(ch);

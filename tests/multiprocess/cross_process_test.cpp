@@ -152,3 +152,132 @@ TEST(CrossProcess, GarbageHelloIsRefusedAndServerKeepsServing) {
   server.stop();
   st.join();
 }
+
+namespace {
+
+// A server child whose handler holds every request for a long time, so calls are pending when
+// the child is killed.
+pid_t start_slow_server(const std::string& path) {
+  int p[2];
+  if (::pipe(p) != 0) return -1;
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::close(p[0]);
+    Runtime rt;
+    Server server(rt, [&rt](std::span<const std::byte> req, std::span<std::byte> reply) -> Task<Result<std::size_t>> {
+      if (req.size() == 4 && std::memcmp(req.data(), "slow", 4) == 0) co_await rt.sleep_for(10'000'000'000);
+      std::memcpy(reply.data(), req.data(), req.size());
+      co_return req.size();
+    });
+    auto l = Listener::listen(server, path);
+    if (!l) _exit(3);
+    const char ok = 1;
+    if (::write(p[1], &ok, 1) != 1) _exit(4);
+    rt.block_on(server.serve());
+    _exit(0);
+  }
+  ::close(p[1]);
+  char c = 0;
+  const ssize_t n = ::read(p[0], &c, 1);
+  ::close(p[0]);
+  return n == 1 ? pid : -1;
+}
+
+}  // namespace
+
+TEST(PeerDeath, KilledServerFailsPendingCallsWithin100msAndClientCanReconnect) {
+  const std::string path = socket_path("death");
+  const pid_t pid = start_slow_server(path);
+  ASSERT_GT(pid, 0);
+  Runtime rt;
+  auto c = connect(rt, path);
+  ASSERT_TRUE(c) << c.error().message();
+  auto client = std::move(c.value());
+  ASSERT_TRUE(rt.block_on(client->call(bytes("warm"))));  // the server is up and answering
+
+  constexpr int kPending = 16;
+  int failed = 0;
+  std::uint64_t last_done = 0;
+  for (int i = 0; i < kPending; ++i) {
+    rt.spawn([](Client& cl, int& f, std::uint64_t& done) -> Task<void> {
+      auto r = co_await cl.call(bytes("slow"));
+      if (!r && r.error() == std::errc::connection_reset) ++f;
+      done = Runtime::now_ns();
+    }(*client, failed, last_done));
+  }
+  std::uint64_t killed_at = 0;
+  rt.spawn([](Runtime& r, pid_t victim, std::uint64_t& at) -> Task<void> {
+    co_await r.sleep_for(20'000'000);  // the calls are in the server's hands now
+    at = Runtime::now_ns();
+    ::kill(victim, SIGKILL);
+  }(rt, pid, killed_at));
+  rt.run();
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  EXPECT_EQ(failed, kPending);
+  EXPECT_LT(last_done - killed_at, 100'000'000u) << "pending calls took " << (last_done - killed_at) / 1000 << " us";
+  auto later = rt.block_on(client->call(bytes("later")));
+  ASSERT_FALSE(later);
+  EXPECT_EQ(later.error(), std::errc::connection_reset);
+  client.reset();
+
+  // A restarted server on the same path: the client connects again and is served.
+  const pid_t pid2 = start_slow_server(path);
+  ASSERT_GT(pid2, 0);
+  auto again = connect(rt, path);
+  ASSERT_TRUE(again) << again.error().message();
+  auto r = rt.block_on(again.value()->call(bytes("hello again")));
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(r->size(), 11u);
+  again.value().reset();
+  ::kill(pid2, SIGKILL);
+  ::waitpid(pid2, &status, 0);
+}
+
+TEST(PeerDeath, KilledClientReleasesItsChannelAndOthersCarryOn) {
+  Runtime srt;
+  Server server(srt, [](std::span<const std::byte> req, std::span<std::byte> reply) -> Task<Result<std::size_t>> {
+    std::memcpy(reply.data(), req.data(), req.size());
+    co_return req.size();
+  });
+  const std::string path = socket_path("client-death");
+  auto l = Listener::listen(server, path);
+  ASSERT_TRUE(l) << l.error().message();
+  std::thread st([&] { srt.block_on(server.serve()); });
+
+  int p[2];
+  ASSERT_EQ(::pipe(p), 0);
+  const pid_t child = ::fork();
+  if (child == 0) {  // a client that connects, calls, then hangs until killed
+    ::close(p[0]);
+    Runtime rt;
+    auto c = connect(rt, path);
+    if (!c || !rt.block_on(c.value()->call(bytes("hi")))) _exit(3);
+    const char ok = 1;
+    if (::write(p[1], &ok, 1) != 1) _exit(4);
+    ::pause();
+    _exit(0);
+  }
+  ::close(p[1]);
+  char ok = 0;
+  ASSERT_EQ(::read(p[0], &ok, 1), 1);
+  ::close(p[0]);
+  Runtime rt;
+  auto mine = connect(rt, path);
+  ASSERT_TRUE(mine);
+  // The listener adopts a channel just after answering its client: wait until both are counted.
+  for (int i = 0; i < 2000 && server.channel_count() != 2; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  ASSERT_EQ(server.channel_count(), 2u);
+  const std::uint64_t t0 = Runtime::now_ns();
+  ::kill(child, SIGKILL);
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  while (server.channel_count() != 1 && Runtime::now_ns() - t0 < 2'000'000'000) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  EXPECT_EQ(server.channel_count(), 1u);
+  EXPECT_LT(Runtime::now_ns() - t0, 100'000'000u);
+  auto r = rt.block_on(mine.value()->call(bytes("still served")));
+  ASSERT_TRUE(r);
+  mine.value().reset();
+  server.stop();
+  st.join();
+}

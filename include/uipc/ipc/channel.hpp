@@ -11,6 +11,8 @@
 // What blocks: nothing.
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstdint>
 #include <memory>
 
@@ -64,6 +66,7 @@ struct ChannelEnd {
   SenderEntry to_peer;
   std::uint32_t own_slot = 0;
   ChannelOptions options;
+  pid_t peer_pid = 0;  // the peer process, watched for death (ipc/peer_watch.hpp); 0: this process
 };
 
 }  // namespace uipc::ipc

@@ -6,6 +6,8 @@
 //    errc::timed_out (when given a timeout), or with a channel error when the channel closes.
 //    Replies may arrive in any order (note §1.6); the id routes each to its caller, and a reply
 //    whose id does not name a call in flight closes the channel with errc::bad_message.
+//  * A server process that dies (even by SIGKILL) is noticed through its pidfd: every pending
+//    and later call completes with errc::connection_reset at once (ipc/peer_watch.hpp).
 //  * Many calls may be in flight (ChannelOptions::max_inflight); past that, and when the
 //    request ring is full, callers wait — nothing is dropped.
 //  * While calls are in flight the client parks a Poller on its runtime: the response ring is
@@ -82,6 +84,7 @@ class Client {
   WaitList space_waiters_;  // callers waiting for request-ring space
   std::uint32_t in_flight_ = 0;       // ops not free (includes completed, not yet resumed)
   std::uint32_t awaiting_reply_ = 0;  // requests published whose reply has not been read
+  std::uint64_t death_watch_ = 0;  // peer_watch token, 0 when the server is in this process
   Poller poller_;   // parked while replies are awaited
   Deferred flush_;  // request-ring flush and response-ring release, at the end of the batch
   bool req_dirty_ = false;  // requests published since the last flush
