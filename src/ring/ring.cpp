@@ -11,11 +11,9 @@ std::byte* entry_at(const RingGeometry& g, std::uint32_t index) noexcept {
 }  // namespace
 
 RingProducer::RingProducer(const RingGeometry& g) noexcept : g_(g) {
-  // The shared indices are trusted once, at attach, after the header was validated; from then
-  // on the private copies rule.
-  tail_ = g_.indices->prod.tail.load(std::memory_order_relaxed);
-  head_cache_ = g_.indices->cons.head.load(std::memory_order_acquire);
-  if (tail_ - head_cache_ > g_.capacity) corrupt_ = true;
+  // A producer starts where the consumer's head is (a fresh ring: 0); from then on the private
+  // copies rule.
+  tail_ = head_cache_ = g_.indices->cons.head.load(std::memory_order_acquire);
 }
 
 bool RingProducer::refresh_head() noexcept {
@@ -45,9 +43,6 @@ void RingProducer::publish() noexcept {
   // release: pairs with the consumer's acquire load of seq in RingConsumer::ready(): the
   // header fields and payload written before are visible once seq is.
   std::atomic_ref<std::uint32_t>(e->seq).store(tail_, std::memory_order_release);
-  // release: the index mirror is valid too (a consumer that reads it with acquire sees the
-  // entries before it); RingConsumer itself looks at seq.
-  g_.indices->prod.tail.store(tail_, std::memory_order_release);
 }
 
 bool RingProducer::arm_space_wait() noexcept {

@@ -22,7 +22,7 @@ namespace uipc::abi {
 inline constexpr std::size_t kCacheLine = 64;
 inline constexpr std::uint32_t kVectors = 64;                      // user-interrupt vectors
 inline constexpr std::uint32_t kMaxSlots = kVectors * kVectors;    // vectors × doorbell bits
-inline constexpr std::uint32_t kAbiVersion = 2;  // 2: per-entry publication (EntryHeader::seq)
+inline constexpr std::uint32_t kAbiVersion = 3;  // 3: per-entry publication, waiter on its own line
 
 static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
@@ -67,24 +67,30 @@ constexpr std::uint32_t slot_doorbell_bit(std::uint32_t slot) { return slot / kV
 // Publication is per entry: the producer's store of EntryHeader::seq = index + 1 (release) is
 // what makes entry `index` visible, so a consumer polling an empty ring watches the very line
 // the next entry arrives in and a message costs one cache-line transfer, not two (FastForward,
-// Vyukov). `tail` mirrors the producer's index (release-stored after each seq) for consumers
-// that take entries in batches by index; RingConsumer watches seq.
+// Vyukov). RingProducer does not write `tail`: a store there per message would bounce the line
+// the consumer reads `space_waiter` from. (Rings that publish by index, such as the syscall
+// buffer's, use it.)
 struct alignas(kCacheLine) RingProducerLine {
-  std::atomic<std::uint32_t> tail;          // mirror of the producer's index (release)
+  std::atomic<std::uint32_t> tail;          // producer's index, for rings that publish by index
   std::atomic<std::uint32_t> space_waiter;  // 1: the producer waits for space (armed by producer)
   std::uint8_t pad[kCacheLine - 8];
 };
+// head and data_waiter sit on lines of their own: the consumer stores head at every release,
+// while the producer loads data_waiter at every flush; sharing a line, each would steal it from
+// the other once per batch.
 struct alignas(kCacheLine) RingConsumerLine {
   std::atomic<std::uint32_t> head;          // written by the consumer only (release)
+  std::uint8_t pad0[kCacheLine - 4];
   std::atomic<std::uint32_t> data_waiter;   // 1: the consumer waits for data (armed by consumer)
-  std::uint8_t pad[kCacheLine - 8];
+  std::uint8_t pad1[kCacheLine - 4];
 };
 struct RingIndices {
   RingProducerLine prod;
   RingConsumerLine cons;
 };
-static_assert(sizeof(RingIndices) == 2 * kCacheLine);
+static_assert(sizeof(RingIndices) == 3 * kCacheLine);
 static_assert(offsetof(RingIndices, cons) == kCacheLine);
+static_assert(offsetof(RingConsumerLine, data_waiter) == kCacheLine);
 
 // Every ring entry starts with this header; the payload follows, up to the channel's
 // max_payload bytes. `seq` is written last, with release order, by RingProducer::publish
