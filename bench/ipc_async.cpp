@@ -10,16 +10,30 @@
 namespace uipc::bench {
 namespace {
 
+// An echo server on its own thread (pinned to cpus[1]), for as long as the object lives.
+struct EchoServer {
+  Runtime rt;
+  ipc::Server server{rt, [](std::span<const std::byte> req, std::span<std::byte> reply) -> Task<Result<std::size_t>> {
+                       std::memcpy(reply.data(), req.data(), req.size());
+                       co_return req.size();
+                     }};
+  std::thread thread;
+  explicit EchoServer(const IpcParams& p) {
+    thread = std::thread([this, cpu = cpu_or_none(p, 1)] {
+      pin_this_thread(cpu);
+      rt.block_on(server.serve());
+    });
+  }
+  ~EchoServer() {
+    server.stop();
+    thread.join();
+  }
+};
+
 IpcResult run_async(const IpcParams& p) {
-  Runtime server_rt;
-  ipc::Server server(server_rt, [](std::span<const std::byte> req, std::span<std::byte> reply) -> Task<Result<std::size_t>> {
-    std::memcpy(reply.data(), req.data(), req.size());
-    co_return req.size();
-  });
-  std::thread server_thread([&] {
-    pin_this_thread(cpu_or_none(p, 1));
-    server_rt.block_on(server.serve());
-  });
+  EchoServer echo(p);
+  Runtime& server_rt = echo.rt;
+  ipc::Server& server = echo.server;
 
   IpcResult res;
   {
@@ -88,8 +102,6 @@ IpcResult run_async(const IpcParams& p) {
     res.note = "coroutines: " + std::to_string(p.inflight);
     client->close();
   }
-  server.stop();
-  server_thread.join();
   return res;
 }
 
@@ -98,15 +110,9 @@ const IpcModeRegistrar reg("async", run_async);
 }  // namespace
 
 IpcResult run_async_idle(const IpcParams& p) {
-  Runtime server_rt;
-  ipc::Server server(server_rt, [](std::span<const std::byte> req, std::span<std::byte> reply) -> Task<Result<std::size_t>> {
-    std::memcpy(reply.data(), req.data(), req.size());
-    co_return req.size();
-  });
-  std::thread server_thread([&] {
-    pin_this_thread(cpu_or_none(p, 1));
-    server_rt.block_on(server.serve());
-  });
+  EchoServer echo(p);
+  Runtime& server_rt = echo.rt;
+  ipc::Server& server = echo.server;
   IpcResult res;
   {
     pin_this_thread(cpu_or_none(p, 0));
@@ -126,8 +132,6 @@ IpcResult run_async_idle(const IpcParams& p) {
     res.note = "idle client + server: " + std::to_string(100.0 * res.cpu_s / res.wall_s) + "% of one core";
     client->close();
   }
-  server.stop();
-  server_thread.join();
   return res;
 }
 }  // namespace uipc::bench

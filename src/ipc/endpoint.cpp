@@ -110,6 +110,17 @@ Result<std::size_t> recv_msg(int sock, void* msg, std::size_t len, Fd* fds, std:
   return got;
 }
 
+// A SOCK_SEQPACKET socket and the address of `path`, for bind or connect.
+Result<Fd> unix_socket(const std::string& path, sockaddr_un& addr) {
+  addr = {};
+  if (path.empty() || path.size() >= sizeof addr.sun_path) return std::errc::filename_too_long;
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  Fd s(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+  if (s.fd < 0) return errno_code(errno);
+  return s;
+}
+
 pid_t peer_pid(int sock) {
   ucred cred{};
   socklen_t len = sizeof cred;
@@ -136,12 +147,10 @@ Listener::~Listener() {
 }
 
 Result<std::unique_ptr<Listener>> Listener::listen(Server& server, std::string path, ListenOptions o) {
-  sockaddr_un addr{};
-  if (path.empty() || path.size() >= sizeof addr.sun_path) return std::errc::filename_too_long;
-  addr.sun_family = AF_UNIX;
-  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-  Fd s(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
-  if (s.fd < 0) return errno_code(errno);
+  sockaddr_un addr;
+  auto sock = unix_socket(path, addr);
+  if (!sock) return sock.error();
+  Fd s = std::move(sock.value());
   ::unlink(path.c_str());
   if (::bind(s.fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return errno_code(errno);
   if (::listen(s.fd, static_cast<int>(o.backlog)) != 0) return errno_code(errno);
@@ -220,12 +229,10 @@ Result<void> Listener::handshake(int conn) {
 
 Result<std::unique_ptr<Client>> connect(Runtime& rt, const std::string& path, const ChannelOptions& o) {
   if (auto ok = check_options(o); !ok) return ok.error();
-  sockaddr_un addr{};
-  if (path.empty() || path.size() >= sizeof addr.sun_path) return std::errc::filename_too_long;
-  addr.sun_family = AF_UNIX;
-  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-  Fd s(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
-  if (s.fd < 0) return errno_code(errno);
+  sockaddr_un addr;
+  auto sock = unix_socket(path, addr);
+  if (!sock) return sock.error();
+  Fd s = std::move(sock.value());
   if (::connect(s.fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return errno_code(errno);
   auto slot = rt.allocate_slot();
   if (!slot) return slot.error();

@@ -5,13 +5,14 @@
 #include <thread>
 
 #include "uipc/ipc/server.hpp"
+#include "unit/ipc_fixtures.hpp"
 
 using namespace uipc;
 using namespace uipc::ipc;
+using uipc::test::bytes;
+using uipc::test::ServerThread;
 
 namespace {
-
-std::span<const std::byte> bytes(const char* s) { return std::as_bytes(std::span(s, std::strlen(s))); }
 
 Handler echo_or_fail() {
   return [](std::span<const std::byte> req, std::span<std::byte> reply) -> Task<Result<std::size_t>> {
@@ -22,18 +23,6 @@ Handler echo_or_fail() {
   };
 }
 
-struct ServerThread {
-  Runtime rt;
-  Server server;
-  std::thread t;
-  explicit ServerThread(Handler h) : server(rt, std::move(h)) {
-    t = std::thread([this] { rt.block_on(server.serve()); });
-  }
-  ~ServerThread() {
-    server.stop();
-    t.join();
-  }
-};
 
 // A channel whose client side is driven by hand, like a hostile process would.
 struct RawChannel {

@@ -4,36 +4,12 @@
 #include <thread>
 
 #include "uipc/ipc/server.hpp"
+#include "unit/ipc_fixtures.hpp"
 
 using namespace uipc;
 using namespace uipc::ipc;
 
-namespace {
-
-Handler echo() {
-  return [](std::span<const std::byte> req, std::span<std::byte> reply) -> Task<Result<std::size_t>> {
-    std::memcpy(reply.data(), req.data(), req.size());
-    co_return req.size();
-  };
-}
-
-// A server on its own thread for the duration of a test.
-struct ServerThread {
-  Runtime rt;
-  Server server;
-  std::thread t;
-  explicit ServerThread(Handler h, RuntimeOptions o = {}) : rt(o), server(rt, std::move(h)) {
-    t = std::thread([this] { rt.block_on(server.serve()); });
-  }
-  ~ServerThread() {
-    server.stop();
-    t.join();
-  }
-};
-
-std::span<const std::byte> bytes(const std::string& s) { return std::as_bytes(std::span(s.data(), s.size())); }
-
-}  // namespace
+using namespace uipc::test;
 
 TEST(Ipc, EchoRoundTrip) {
   ServerThread st(echo());
