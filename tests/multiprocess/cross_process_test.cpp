@@ -155,40 +155,79 @@ TEST(CrossProcess, GarbageHelloIsRefusedAndServerKeepsServing) {
 
 namespace {
 
-// A server child whose handler holds every request for a long time, so calls are pending when
-// the child is killed.
-pid_t start_slow_server(const std::string& path) {
-  int p[2];
-  if (::pipe(p) != 0) return -1;
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    ::close(p[0]);
-    Runtime rt;
-    Server server(rt, [&rt](std::span<const std::byte> req, std::span<std::byte> reply) -> Task<Result<std::size_t>> {
-      if (req.size() == 4 && std::memcmp(req.data(), "slow", 4) == 0) co_await rt.sleep_for(10'000'000'000);
-      std::memcpy(reply.data(), req.data(), req.size());
-      co_return req.size();
-    });
-    auto l = Listener::listen(server, path);
-    if (!l) _exit(3);
-    const char ok = 1;
-    if (::write(p[1], &ok, 1) != 1) _exit(4);
-    rt.block_on(server.serve());
-    _exit(0);
+// A child process forked at once — while this process still has one thread, so sanitizers and
+// the child's own threads are safe — that waits for start() before running its body. The body
+// writes one byte to `ready_fd` when it is ready. The destructor kills and reaps it.
+class Child {
+ public:
+  template <class Body>
+  explicit Child(Body body) {
+    int go[2], ready[2];
+    if (::pipe(go) != 0 || ::pipe(ready) != 0) return;
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      ::close(go[1]);
+      ::close(ready[0]);
+      char c;
+      if (::read(go[0], &c, 1) != 1) _exit(5);
+      body(ready[1]);
+      _exit(0);
+    }
+    ::close(go[0]);
+    ::close(ready[1]);
+    go_ = go[1];
+    ready_ = ready[0];
   }
-  ::close(p[1]);
-  char c = 0;
-  const ssize_t n = ::read(p[0], &c, 1);
-  ::close(p[0]);
-  return n == 1 ? pid : -1;
+  ~Child() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      int st;
+      ::waitpid(pid_, &st, 0);
+    }
+    if (go_ >= 0) ::close(go_);
+    if (ready_ >= 0) ::close(ready_);
+  }
+  // Lets the body run and waits until it says it is ready.
+  bool start() {
+    const char c = 1;
+    char r = 0;
+    return pid_ > 0 && ::write(go_, &c, 1) == 1 && ::read(ready_, &r, 1) == 1;
+  }
+  // Kills the child and reaps it.
+  void kill() {
+    ::kill(pid_, SIGKILL);
+    int st;
+    ::waitpid(pid_, &st, 0);
+    pid_ = -1;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  int go_ = -1, ready_ = -1;
+};
+
+// A server whose handler holds "slow" requests for 10 s, so calls are pending when it is killed.
+void slow_server(const std::string& path, int ready_fd) {
+  Runtime rt;
+  Server server(rt, [&rt](std::span<const std::byte> req, std::span<std::byte> reply) -> Task<Result<std::size_t>> {
+    if (req.size() == 4 && std::memcmp(req.data(), "slow", 4) == 0) co_await rt.sleep_for(10'000'000'000);
+    std::memcpy(reply.data(), req.data(), req.size());
+    co_return req.size();
+  });
+  auto l = Listener::listen(server, path);
+  if (!l) _exit(3);
+  const char ok = 1;
+  if (::write(ready_fd, &ok, 1) != 1) _exit(4);
+  rt.block_on(server.serve());
 }
 
 }  // namespace
 
 TEST(PeerDeath, KilledServerFailsPendingCallsWithin100msAndClientCanReconnect) {
   const std::string path = socket_path("death");
-  const pid_t pid = start_slow_server(path);
-  ASSERT_GT(pid, 0);
+  Child first([&](int ready) { slow_server(path, ready); });
+  Child restarted([&](int ready) { slow_server(path, ready); });
+  ASSERT_TRUE(first.start());
   Runtime rt;
   auto c = connect(rt, path);
   ASSERT_TRUE(c) << c.error().message();
@@ -206,14 +245,12 @@ TEST(PeerDeath, KilledServerFailsPendingCallsWithin100msAndClientCanReconnect) {
     }(*client, failed, last_done));
   }
   std::uint64_t killed_at = 0;
-  rt.spawn([](Runtime& r, pid_t victim, std::uint64_t& at) -> Task<void> {
+  rt.spawn([](Runtime& r, Child& victim, std::uint64_t& at) -> Task<void> {
     co_await r.sleep_for(20'000'000);  // the calls are in the server's hands now
     at = Runtime::now_ns();
-    ::kill(victim, SIGKILL);
-  }(rt, pid, killed_at));
+    victim.kill();
+  }(rt, first, killed_at));
   rt.run();
-  int status = 0;
-  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
   EXPECT_EQ(failed, kPending);
   EXPECT_LT(last_done - killed_at, 100'000'000u) << "pending calls took " << (last_done - killed_at) / 1000 << " us";
   auto later = rt.block_on(client->call(bytes("later")));
@@ -222,46 +259,35 @@ TEST(PeerDeath, KilledServerFailsPendingCallsWithin100msAndClientCanReconnect) {
   client.reset();
 
   // A restarted server on the same path: the client connects again and is served.
-  const pid_t pid2 = start_slow_server(path);
-  ASSERT_GT(pid2, 0);
+  ASSERT_TRUE(restarted.start());
   auto again = connect(rt, path);
   ASSERT_TRUE(again) << again.error().message();
   auto r = rt.block_on(again.value()->call(bytes("hello again")));
   ASSERT_TRUE(r) << r.error().message();
   EXPECT_EQ(r->size(), 11u);
   again.value().reset();
-  ::kill(pid2, SIGKILL);
-  ::waitpid(pid2, &status, 0);
 }
 
 TEST(PeerDeath, KilledClientReleasesItsChannelAndOthersCarryOn) {
+  const std::string path = socket_path("client-death");
+  Child client([&](int ready) {  // connects, calls, then hangs until killed
+    Runtime rt;
+    auto c = connect(rt, path);
+    if (!c || !rt.block_on(c.value()->call(bytes("hi")))) _exit(3);
+    const char ok = 1;
+    if (::write(ready, &ok, 1) != 1) _exit(4);
+    ::pause();
+  });
   Runtime srt;
   Server server(srt, [](std::span<const std::byte> req, std::span<std::byte> reply) -> Task<Result<std::size_t>> {
     std::memcpy(reply.data(), req.data(), req.size());
     co_return req.size();
   });
-  const std::string path = socket_path("client-death");
   auto l = Listener::listen(server, path);
   ASSERT_TRUE(l) << l.error().message();
   std::thread st([&] { srt.block_on(server.serve()); });
 
-  int p[2];
-  ASSERT_EQ(::pipe(p), 0);
-  const pid_t child = ::fork();
-  if (child == 0) {  // a client that connects, calls, then hangs until killed
-    ::close(p[0]);
-    Runtime rt;
-    auto c = connect(rt, path);
-    if (!c || !rt.block_on(c.value()->call(bytes("hi")))) _exit(3);
-    const char ok = 1;
-    if (::write(p[1], &ok, 1) != 1) _exit(4);
-    ::pause();
-    _exit(0);
-  }
-  ::close(p[1]);
-  char ok = 0;
-  ASSERT_EQ(::read(p[0], &ok, 1), 1);
-  ::close(p[0]);
+  ASSERT_TRUE(client.start());
   Runtime rt;
   auto mine = connect(rt, path);
   ASSERT_TRUE(mine);
@@ -269,9 +295,7 @@ TEST(PeerDeath, KilledClientReleasesItsChannelAndOthersCarryOn) {
   for (int i = 0; i < 2000 && server.channel_count() != 2; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   ASSERT_EQ(server.channel_count(), 2u);
   const std::uint64_t t0 = Runtime::now_ns();
-  ::kill(child, SIGKILL);
-  int status = 0;
-  ::waitpid(child, &status, 0);
+  client.kill();
   while (server.channel_count() != 1 && Runtime::now_ns() - t0 < 2'000'000'000) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   EXPECT_EQ(server.channel_count(), 1u);
   EXPECT_LT(Runtime::now_ns() - t0, 100'000'000u);
