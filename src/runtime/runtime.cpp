@@ -5,6 +5,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <thread>
 
 namespace uipc {
 
@@ -87,14 +88,29 @@ Runtime::~Runtime() {
 Runtime* Runtime::current() noexcept { return t_current; }
 
 void Runtime::enter() {
-  if (depth_++ == 0) {
-    prev_current_ = t_current;
+  if (depth_ == 0) {
+    // One runtime per thread, one thread per runtime: both are programming errors, caught here
+    // rather than left to corrupt the ready queue.
+    if (t_current != nullptr && t_current != this) {
+      std::fprintf(stderr, "uipc: this thread already runs another Runtime (one runtime per thread)\n");
+      std::abort();
+    }
+    const auto self = std::this_thread::get_id();
+    std::thread::id none;
+    if (!owner_.compare_exchange_strong(none, self, std::memory_order_acquire) && none != self) {
+      std::fprintf(stderr, "uipc: a Runtime is running on two threads at once\n");
+      std::abort();
+    }
     t_current = this;
   }
+  ++depth_;
 }
 
 void Runtime::leave() noexcept {
-  if (--depth_ == 0) t_current = prev_current_;
+  if (--depth_ == 0) {
+    t_current = nullptr;
+    owner_.store(std::thread::id{}, std::memory_order_release);
+  }
 }
 
 void Runtime::spawn(Task<void> t) {

@@ -134,3 +134,20 @@ TEST(Runtime, IdleRuntimeSleepsInsteadOfSpinning) {
   // 50 ms idle with a 1 ms spin window: it must have slept, and spun only briefly.
   EXPECT_GE(rt.counters().sleeps.get(), 1u);
 }
+
+namespace {
+Task<void> nothing() { co_return; }
+Task<void> run_other(Runtime& other) {
+  other.block_on(nothing());
+  co_return;
+}
+}  // namespace
+
+TEST(RuntimeDeathTest, TwoRuntimesOnOneThreadAreRefused) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  auto two_on_one_thread = [] {
+    Runtime a, b;
+    a.block_on(run_other(b));
+  };
+  EXPECT_DEATH(two_on_one_thread(), "one runtime per thread");
+}

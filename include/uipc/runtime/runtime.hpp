@@ -32,6 +32,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <thread>
 #include <optional>
 #include <type_traits>
 #include <vector>
@@ -218,7 +219,7 @@ class Runtime {
   std::vector<std::function<void()>> posted_;
   std::size_t live_tasks_ = 0;
   std::uint64_t shuffle_state_ = 0x9e3779b97f4a7c15ull;
-  Runtime* prev_current_ = nullptr;
+  std::atomic<std::thread::id> owner_{};  // the thread inside run/block_on, if any
   int depth_ = 0;
 };
 
