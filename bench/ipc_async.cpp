@@ -1,7 +1,11 @@
-// Mode "async": uipc itself — a client runtime thread with `inflight` coroutines, each calling
-// in a loop, and a server runtime thread echoing through ipc::Server. Library defaults
-// throughout (spin window, then sleep), so the numbers are what a user gets.
+// Modes "async" and "async-inline": uipc itself — a client runtime thread with `inflight`
+// coroutines, each calling in a loop, and a server runtime thread echoing through ipc::Server.
+// "async" gives each request a handler coroutine of its own (ipc::Handler, replies may overtake
+// each other); "async-inline" runs a non-suspending ipc::InlineHandler inside the receive
+// coroutine and writes the reply in place (note §1.2). Library defaults throughout (spin window,
+// then sleep), so the numbers are what a user gets.
 #include <cstring>
+#include <optional>
 #include <thread>
 
 #include "harness.hpp"
@@ -13,12 +17,10 @@ namespace {
 // An echo server on its own thread (pinned to cpus[1]), for as long as the object lives.
 struct EchoServer {
   Runtime rt;
-  ipc::Server server{rt, [](std::span<const std::byte> req, std::span<std::byte> reply) -> Task<Result<std::size_t>> {
-                       std::memcpy(reply.data(), req.data(), req.size());
-                       co_return req.size();
-                     }};
+  std::optional<ipc::Server> srv;
+  ipc::Server& server;
   std::thread thread;
-  explicit EchoServer(const IpcParams& p) {
+  EchoServer(const IpcParams& p, bool inline_handler) : server(make(inline_handler)) {
     thread = std::thread([this, cpu = cpu_or_none(p, 1)] {
       pin_this_thread(cpu);
       rt.block_on(server.serve());
@@ -28,10 +30,21 @@ struct EchoServer {
     server.stop();
     thread.join();
   }
+  ipc::Server& make(bool inline_handler) {
+    if (inline_handler)
+      return srv.emplace(rt, ipc::InlineHandler([](std::span<const std::byte> req, std::span<std::byte> reply) -> Result<std::size_t> {
+        std::memcpy(reply.data(), req.data(), req.size());
+        return req.size();
+      }));
+    return srv.emplace(rt, [](std::span<const std::byte> req, std::span<std::byte> reply) -> Task<Result<std::size_t>> {
+      std::memcpy(reply.data(), req.data(), req.size());
+      co_return req.size();
+    });
+  }
 };
 
-IpcResult run_async(const IpcParams& p) {
-  EchoServer echo(p);
+IpcResult run_async(const IpcParams& p, bool inline_handler) {
+  EchoServer echo(p, inline_handler);
   Runtime& server_rt = echo.rt;
   ipc::Server& server = echo.server;
 
@@ -105,12 +118,13 @@ IpcResult run_async(const IpcParams& p) {
   return res;
 }
 
-const IpcModeRegistrar reg("async", run_async);
+const IpcModeRegistrar reg("async", [](const IpcParams& p) { return run_async(p, false); });
+const IpcModeRegistrar reg_inline("async-inline", [](const IpcParams& p) { return run_async(p, true); });
 
 }  // namespace
 
 IpcResult run_async_idle(const IpcParams& p) {
-  EchoServer echo(p);
+  EchoServer echo(p, false);
   Runtime& server_rt = echo.rt;
   ipc::Server& server = echo.server;
   IpcResult res;

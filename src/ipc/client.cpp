@@ -32,6 +32,7 @@ Client::Client(Runtime& rt, ChannelEnd end)
       if (c->req_.flush()) c->signal_server();
       else c->rt_.counters().suppressed.add();
     }
+    c->drained_unreleased_ = 0;
     if (c->resp_.release()) c->signal_server();  // a server handler waits for response space
   };
   poller_.ctx = this;
@@ -114,7 +115,10 @@ void Client::drain() {
     resp_.pop();
     // Give slots back as we go, so a server replying faster than we drain never finds the
     // ring full for long.
-    if ((awaiting_reply_ & 31) == 0 && resp_.release()) signal_server();
+    if (++drained_unreleased_ == 32) {
+      drained_unreleased_ = 0;
+      if (resp_.release()) signal_server();
+    }
   }
   if (resp_.corrupt() || resp_.bad_entry()) [[unlikely]] {
     fail(std::make_error_code(std::errc::bad_message));

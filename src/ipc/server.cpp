@@ -22,9 +22,11 @@ struct Server::Chan {
   bool closing = false;
   std::error_code error;
   std::vector<std::unique_ptr<std::byte[]>> buffers;  // request+reply scratch, 2 × max_payload
+  std::unique_ptr<std::byte[]> scratch;  // the inline handler's copy of the current request
 };
 
 Server::Server(Runtime& rt, Handler handler) : rt_(rt), handler_(std::move(handler)) {}
+Server::Server(Runtime& rt, InlineHandler handler) : rt_(rt), inline_(std::move(handler)) {}
 
 Server::~Server() {
   // serve() has returned (or never ran): close whatever is left without running coroutines.
@@ -82,6 +84,7 @@ Result<void> Server::adopt(ChannelEnd end) {
     else chan->rt->counters().suppressed.add();
   };
   ch->req = RingConsumer(request_ring(*end.region, end.layout));
+  ch->scratch.reset(new std::byte[end.layout.max_payload]);
   ch->resp = RingProducer(response_ring(*end.region, end.layout));
   ch->end = std::move(end);
   // Bound now, so a request sent before serve() picks the channel up is not lost: the receive
@@ -201,20 +204,27 @@ Task<void> Server::receive_loop(Chan* ch) {
   while (!ch->closing) {
     abi::EntryHeader h;
     while (const std::byte* p = ch->req.peek(&h)) {
-      std::unique_ptr<std::byte[]> buf;
-      if (!ch->buffers.empty()) {
-        buf = std::move(ch->buffers.back());
-        ch->buffers.pop_back();
-      } else {
-        buf.reset(new std::byte[2 * static_cast<std::size_t>(max)]);
-      }
-      // The request is copied out of shared memory before anyone looks at it: the client may
-      // rewrite the slot at any time, and the slot is released for reuse right away.
-      std::memcpy(buf.get(), p, h.len);
-      ch->req.pop();
       ++stats_.requests;
-      ++ch->refs;
-      handle(ch, h.id, std::move(buf), h.len);  // runs inline until the handler first suspends
+      if (inline_) {
+        // The request is copied out of shared memory before anyone looks at it: the client may
+        // rewrite the slot at any time.
+        std::byte* copy = ch->scratch.get();
+        std::memcpy(copy, p, h.len);
+        ch->req.pop();
+        if (!reply_inline(ch, h.id, copy, h.len)) {  // response ring full: reply from a buffer
+          std::unique_ptr<std::byte[]> buf = take_buffer(ch);
+          Result<std::size_t> r = inline_(std::span<const std::byte>(copy, h.len), std::span<std::byte>(buf.get() + max, max));
+          ++ch->refs;
+          finish_reply(ch, h.id, std::move(buf), std::move(r));
+        }
+      } else {
+        std::unique_ptr<std::byte[]> buf = take_buffer(ch);
+        // Copied out first, as above; the slot is then released for reuse right away.
+        std::memcpy(buf.get(), p, h.len);
+        ch->req.pop();
+        ++ch->refs;
+        handle(ch, h.id, std::move(buf), h.len);  // runs inline until the handler first suspends
+      }
       // Give request slots back as we go: a client that keeps the ring busy would otherwise
       // find it full although we have consumed everything.
       if ((stats_.requests & 31) == 0 && ch->req.release()) ch->end.to_peer.send(rt_.counters());
@@ -244,6 +254,60 @@ Task<void> Server::receive_loop(Chan* ch) {
   unref(ch);
 }
 
+namespace {
+// A reply entry's header from the handler's result: its length, or a status for an error (an
+// errno value; EIO for anything else) or a reply over the channel's limit (EMSGSIZE). Returns
+// the payload length to publish.
+std::uint32_t set_reply_header(abi::EntryHeader* e, std::uint64_t id, const Result<std::size_t>& r, std::uint32_t max) {
+  e->id = id;
+  e->len = 0;
+  e->status = 0;
+  if (!r) {
+    const int code = r.error().value();
+    e->status = code > 0 && code <= 4095 ? static_cast<std::uint32_t>(code) : static_cast<std::uint32_t>(EIO);
+  } else if (r.value() > max) {
+    e->status = EMSGSIZE;
+  } else {
+    e->len = static_cast<std::uint32_t>(r.value());
+  }
+  return e->len;
+}
+}  // namespace
+
+std::unique_ptr<std::byte[]> Server::take_buffer(Chan* ch) {
+  if (!ch->buffers.empty()) {
+    auto buf = std::move(ch->buffers.back());
+    ch->buffers.pop_back();
+    return buf;
+  }
+  return std::unique_ptr<std::byte[]>(new std::byte[2 * static_cast<std::size_t>(ch->end.layout.max_payload)]);
+}
+
+// Runs the inline handler with the reply written straight into the next response entry.
+// False when the response ring has no room now (or others wait for it): the caller buffers.
+bool Server::reply_inline(Chan* ch, std::uint64_t id, const std::byte* req, std::uint32_t len) {
+  if (ch->closing || peer_closed(ch)) [[unlikely]] {
+    ++stats_.dropped_replies;
+    return true;
+  }
+  abi::EntryHeader* e = ch->resp.claim();
+  if (e == nullptr || !ch->resp_space.empty()) [[unlikely]] return false;
+  const std::uint32_t max = ch->end.layout.max_payload;
+  const Result<std::size_t> r = inline_(std::span<const std::byte>(req, len), std::span<std::byte>(ch->resp.payload(e), max));
+  set_reply_header(e, id, r, max);
+  ch->resp.publish();
+  ++stats_.replies;
+  rt_.defer(ch->flush);
+  return true;
+}
+
+detail::Eager Server::finish_reply(Chan* ch, std::uint64_t id, std::unique_ptr<std::byte[]> buf, Result<std::size_t> r) {
+  const std::byte* data = buf.get() + ch->end.layout.max_payload;
+  if (!try_reply(ch, id, r, data)) co_await send_reply_slow(ch, id, r, data);
+  ch->buffers.push_back(std::move(buf));
+  unref(ch);
+}
+
 detail::Eager Server::handle(Chan* ch, std::uint64_t id, std::unique_ptr<std::byte[]> buf, std::uint32_t len) {
   const std::uint32_t max = ch->end.layout.max_payload;
   std::span<const std::byte> request(buf.get(), len);
@@ -262,18 +326,8 @@ bool Server::try_reply(Chan* ch, std::uint64_t id, const Result<std::size_t>& r,
   }
   abi::EntryHeader* e = ch->resp.claim();
   if (e == nullptr || !ch->resp_space.empty()) [[unlikely]] return false;
-  e->id = id;
-  e->len = 0;
-  e->status = 0;
-  if (!r) {
-    const int code = r.error().value();
-    e->status = code > 0 && code <= 4095 ? static_cast<std::uint32_t>(code) : static_cast<std::uint32_t>(EIO);
-  } else if (r.value() > ch->end.layout.max_payload) {
-    e->status = EMSGSIZE;
-  } else {
-    e->len = static_cast<std::uint32_t>(r.value());
-    std::memcpy(ch->resp.payload(e), data, e->len);
-  }
+  if (const std::uint32_t n = set_reply_header(e, id, r, ch->end.layout.max_payload); n != 0)
+    std::memcpy(ch->resp.payload(e), data, n);
   ch->resp.publish();
   ++stats_.replies;
   rt_.defer(ch->flush);

@@ -61,3 +61,36 @@ TEST(Ipc, SpaceWaitersNeverLoseAWakeup) {
   rt.run();
   EXPECT_EQ(ok, 64 * 300);
 }
+
+TEST(Ipc, InlineHandlerRepliesInPlaceAndFallsBackWhenTheRingIsFull) {
+  Runtime srt;
+  Server server(srt, InlineHandler([](std::span<const std::byte> req, std::span<std::byte> reply) -> Result<std::size_t> {
+    if (req.size() == 4 && std::memcmp(req.data(), "fail", 4) == 0) return std::errc::permission_denied;
+    std::memcpy(reply.data(), req.data(), req.size());
+    return req.size();
+  }));
+  std::thread t([&] { srt.block_on(server.serve()); });
+  Runtime rt;
+  ChannelOptions o;
+  o.capacity = 2;  // 64 callers on a 2-entry ring: replies often find the response ring full
+  auto client = std::move(server.connect(rt, o).value());
+  int ok = 0;
+  for (int w = 0; w < 64; ++w) {
+    rt.spawn([](Client& c, int id, int& good) -> Task<void> {
+      for (int i = 0; i < 200; ++i) {
+        std::uint64_t v = static_cast<std::uint64_t>(id) << 32 | static_cast<std::uint64_t>(i), back = 0;
+        auto r = co_await c.call(std::as_bytes(std::span(&v, 1)), std::as_writable_bytes(std::span(&back, 1)));
+        if (r && back == v) ++good;
+      }
+    }(*client, w, ok));
+  }
+  rt.run();
+  EXPECT_EQ(ok, 64 * 200);
+  auto f = rt.block_on(client->call(bytes("fail")));
+  ASSERT_FALSE(f);
+  EXPECT_EQ(f.error(), std::errc::permission_denied);
+  client.reset();
+  server.stop();
+  t.join();
+  EXPECT_EQ(server.stats().requests, server.stats().replies);
+}

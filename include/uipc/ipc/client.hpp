@@ -88,6 +88,7 @@ class Client {
   Poller poller_;   // parked while replies are awaited
   Deferred flush_;  // request-ring flush and response-ring release, at the end of the batch
   bool req_dirty_ = false;  // requests published since the last flush
+  std::uint32_t drained_unreleased_ = 0;  // replies consumed since the response ring's last release
   bool closed_ = false;
   std::error_code error_;
 };

@@ -6,6 +6,7 @@
 //    through the doorbell words: up to 4096 channels per server runtime).
 //  * Every request is handed to the handler exactly once, in a coroutine of its own, so a
 //    handler may co_await and replies complete out of order; each reply carries its request's id.
+//    An InlineHandler instead runs in the receive coroutine itself and replies in order.
 //  * A full response ring makes the replying handler wait; nothing is dropped. A client that
 //    closes, or breaks the protocol (a corrupt index or entry), loses its channel alone — with
 //    errc::bad_message recorded — and every other channel carries on.
@@ -37,6 +38,11 @@ namespace uipc::ipc {
 // returns an error that the caller receives instead.
 using Handler = std::function<Task<Result<std::size_t>>(std::span<const std::byte> request, std::span<std::byte> reply)>;
 
+// A handler that never suspends (note §1.2: the receive coroutine "processes the data inside the
+// coroutine"): it runs inside the channel's receive coroutine and writes its reply straight
+// into the response ring — no coroutine frame, no copy of the reply. It must not throw.
+using InlineHandler = std::function<Result<std::size_t>(std::span<const std::byte> request, std::span<std::byte> reply)>;
+
 struct ServerStats {
   std::uint64_t requests = 0;
   std::uint64_t replies = 0;
@@ -48,6 +54,7 @@ struct ServerStats {
 class Server {
  public:
   Server(Runtime& rt, Handler handler);
+  Server(Runtime& rt, InlineHandler handler);
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
@@ -71,6 +78,9 @@ class Server {
   static void on_interrupt(void* ch, std::uint32_t slot);
   Task<void> receive_loop(Chan* ch);
   detail::Eager handle(Chan* ch, std::uint64_t id, std::unique_ptr<std::byte[]> buf, std::uint32_t len);
+  bool reply_inline(Chan* ch, std::uint64_t id, const std::byte* req, std::uint32_t len);
+  detail::Eager finish_reply(Chan* ch, std::uint64_t id, std::unique_ptr<std::byte[]> buf, Result<std::size_t> r);
+  std::unique_ptr<std::byte[]> take_buffer(Chan* ch);
   bool try_reply(Chan* ch, std::uint64_t id, const Result<std::size_t>& r, const std::byte* data);
   Task<void> send_reply_slow(Chan* ch, std::uint64_t id, const Result<std::size_t>& r, const std::byte* data);
   void close_channel(Chan* ch, std::error_code e) noexcept;
@@ -79,6 +89,7 @@ class Server {
 
   Runtime& rt_;
   Handler handler_;
+  InlineHandler inline_;  // set instead of handler_ when the handler never suspends
   void wake_control();  // any thread: wakes serve() through Runtime::post
   // serve() waits here for new channels, stop() and channel teardown. Shared with posted
   // callbacks so a callback that runs after the Server is gone touches live memory.
