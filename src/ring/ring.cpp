@@ -47,7 +47,8 @@ void RingProducer::publish() noexcept {
 
 bool RingProducer::arm_space_wait() noexcept {
   handshake::arm(g_.indices->prod.space_waiter);
-  if (corrupt_ || (refresh_head() && tail_ - head_cache_ < g_.capacity)) {
+  const bool space = !corrupt_ && refresh_head() && tail_ - head_cache_ < g_.capacity;
+  if (space || corrupt_) {  // (refresh_head may have just found the ring corrupt: never sleep on that)
     handshake::disarm(g_.indices->prod.space_waiter);
     return false;
   }

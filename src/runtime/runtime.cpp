@@ -355,10 +355,16 @@ void Runtime::idle() {
     counters_.kernel_entries.add();
     woke = notif_->peek() != 0;
   }
-  // 4. sleep until a send or the next timer.
+  // 4. sleep until a send, the next timer or the backstop.
   if (!woke && opts_.sleep) {
-    const std::int64_t next = fire_timers();
-    if (ready_.empty()) notif_->wait(next, counters_);
+    std::int64_t timeout = fire_timers();
+    const bool backstop = pollers_ != nullptr && opts_.backstop_ns > 0 && (timeout < 0 || timeout > opts_.backstop_ns);
+    if (backstop) timeout = opts_.backstop_ns;
+    if (ready_.empty() && notif_->wait(timeout, counters_) && backstop && notif_->peek() == 0) {
+      // Nothing raised us: look at every parked ring once anyway (a lost or stolen raise).
+      counters_.backstops.add();
+      poll_all();
+    }
   }
   // Busy again: back to polling, so producers stop paying for notifications.
   if (poll) disarm_all();

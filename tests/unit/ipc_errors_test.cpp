@@ -43,14 +43,14 @@ struct RawChannel {
   }
   SenderEntry to_server;
   Counters c;
-  void push(std::uint64_t id, std::uint32_t len) {
+  void push(std::uint64_t id, std::uint32_t len, bool raise = true) {
     uipc::abi::EntryHeader* e = req.claim();
     ASSERT_NE(e, nullptr);
     e->id = id;
     e->len = len;
     e->status = 0;
     req.publish();
-    to_server.send(c);
+    if (raise) to_server.send(c);
   }
   bool server_closed() const { return header(*region)->closed.load() & uipc::abi::kServerClosed; }
 };
@@ -226,4 +226,23 @@ TEST(IpcErrors, ReplyWithUnknownIdIsBadMessage) {
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error(), std::errc::bad_message);
   EXPECT_TRUE(client.closed());
+}
+
+TEST(IpcErrors, AStolenRaiseDelaysAChannelOnlyUntilTheBackstop) {
+  // A peer can write the server runtime's notification word, so it can clear another channel's
+  // pending bit. Here the request is published with no raise at all while the server sleeps:
+  // the backstop (5 ms) must still find it.
+  RuntimeOptions o;
+  o.spin_ns = 0;
+  o.backstop_ns = 5'000'000;
+  ServerThread st(echo_or_fail(), o);
+  Runtime rt;
+  RawChannel raw(st.server, rt);
+  while (st.rt.notification().word()->state.load() != static_cast<std::uint32_t>(uipc::abi::ReceiverState::sleeping))
+    std::this_thread::yield();
+  raw.push(7, 0, /*raise=*/false);
+  uipc::abi::EntryHeader h;
+  EXPECT_TRUE(eventually([&] { return raw.resp.peek(&h) != nullptr; }));
+  EXPECT_EQ(h.id, 7u);
+  EXPECT_GE(st.rt.counters().backstops.get(), 1u);
 }

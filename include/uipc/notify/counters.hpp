@@ -18,11 +18,12 @@ struct Counter {
 };
 
 struct CounterSnapshot {
-  std::uint64_t sent, suppressed, kernel_entries, sleeps, spins, yields, switches, ring_full_waits, interrupts;
+  std::uint64_t sent, suppressed, kernel_entries, sleeps, spins, yields, switches, ring_full_waits, interrupts,
+      backstops;
   CounterSnapshot operator-(const CounterSnapshot& o) const {
     return {sent - o.sent, suppressed - o.suppressed, kernel_entries - o.kernel_entries, sleeps - o.sleeps,
             spins - o.spins, yields - o.yields, switches - o.switches, ring_full_waits - o.ring_full_waits,
-            interrupts - o.interrupts};
+            interrupts - o.interrupts, backstops - o.backstops};
   }
 };
 
@@ -36,10 +37,11 @@ struct Counters {
   Counter switches;         // coroutine resumptions by the scheduler
   Counter ring_full_waits;  // times a producer waited for ring space
   Counter interrupts;       // pending words taken with at least one bit set
+  Counter backstops;        // sleeps that ended by the backstop timeout and polled every ring
 
   CounterSnapshot snapshot() const noexcept {
     return {sent.get(), suppressed.get(), kernel_entries.get(), sleeps.get(), spins.get(),
-            yields.get(), switches.get(), ring_full_waits.get(), interrupts.get()};
+            yields.get(), switches.get(), ring_full_waits.get(), interrupts.get(), backstops.get()};
   }
 };
 

@@ -53,6 +53,11 @@ struct RuntimeOptions {
   // only before it yields or sleeps; with more, every poller is armed at once and only
   // interrupts (slot handlers) unpark them. 0: always interrupt-driven.
   unsigned max_polled = 64;
+  // While pollers are parked, a sleep lasts at most this long; then every poller is polled.
+  // Peers in other processes can write this runtime's notification word (they must, to raise
+  // it), so a hostile one could clear another channel's pending bit; the backstop bounds the
+  // delay that causes to this interval. <= 0: no backstop.
+  std::int64_t backstop_ns = 10'000'000;
 };
 
 // A waiter the runtime can poll: a consumer parked on an empty ring. See Runtime::park.
