@@ -57,7 +57,7 @@ struct RuntimeOptions {
   // Peers in other processes can write this runtime's notification word (they must, to raise
   // it), so a hostile one could clear another channel's pending bit; the backstop bounds the
   // delay that causes to this interval. <= 0: no backstop.
-  std::int64_t backstop_ns = 10'000'000;
+  std::int64_t backstop_ns = 20'000'000;
 };
 
 // A waiter the runtime can poll: a consumer parked on an empty ring. See Runtime::park.
