@@ -11,6 +11,7 @@ packages=(
   liburing-dev                # the io_uring syscall backend (liburing)
   spin                        # model checking of the wake handshake (Promela/spin)
   gnuplot-nox                 # plots in reports
+  clang libclang-rt-14-dev    # libFuzzer targets (tests/fuzz)
   "$@"
 )
 

@@ -182,6 +182,7 @@ void Server::close_channel(Chan* ch, std::error_code e) noexcept {
   ch->closing = true;
   ch->error = e;
   ++stats_.channels_closed;
+  if (e == std::errc::bad_message) ++stats_.protocol_errors;  // counted once per channel
   // Tell the client (its pending calls fail with connection_reset) and stop our coroutines.
   header(*ch->end.region)->closed.fetch_or(abi::kServerClosed, std::memory_order_acq_rel);
   ch->end.to_peer.send(rt_.counters());
@@ -203,7 +204,8 @@ Task<void> Server::receive_loop(Chan* ch) {
   const std::uint32_t max = ch->end.layout.max_payload;
   while (!ch->closing) {
     abi::EntryHeader h;
-    while (const std::byte* p = ch->req.peek(&h)) {
+    const std::byte* p;
+    while (!ch->closing && (p = ch->req.peek(&h)) != nullptr) {
       ++stats_.requests;
       if (inline_) {
         // The request is copied out of shared memory before anyone looks at it: the client may
@@ -231,7 +233,6 @@ Task<void> Server::receive_loop(Chan* ch) {
     }
     if (ch->req.release()) ch->end.to_peer.send(rt_.counters());  // the client waits for space
     if (ch->req.corrupt() || ch->req.bad_entry()) [[unlikely]] {
-      ++stats_.protocol_errors;
       close_channel(ch, std::make_error_code(std::errc::bad_message));
       break;
     }
@@ -344,7 +345,6 @@ Task<void> Server::send_reply_slow(Chan* ch, std::uint64_t id, const Result<std:
     }
     if (try_reply(ch, id, r, data)) co_return;
     if (ch->resp.corrupt()) {
-      ++stats_.protocol_errors;
       close_channel(ch, std::make_error_code(std::errc::bad_message));
       co_return;
     }

@@ -189,15 +189,17 @@ void Runtime::release_slot(std::uint32_t slot) {
 }
 
 void Runtime::bind(std::uint32_t slot, SlotHandler fn, void* ctx) {
-  if (slot >= abi::kMaxSlots) return;
+  if (slot >= abi::kMaxSlots || fn == nullptr) return;
   handlers_[slot].ctx.store(ctx, std::memory_order_relaxed);
   // release: pairs with the acquire load in dispatch_interrupts(), which then sees ctx.
-  handlers_[slot].fn.store(fn, std::memory_order_release);
+  if (handlers_[slot].fn.exchange(fn, std::memory_order_acq_rel) == nullptr)
+    bound_slots_.fetch_add(1, std::memory_order_relaxed);
 }
 
 void Runtime::unbind(std::uint32_t slot) {
   if (slot >= abi::kMaxSlots) return;
-  handlers_[slot].fn.store(nullptr, std::memory_order_relaxed);
+  if (handlers_[slot].fn.exchange(nullptr, std::memory_order_acq_rel) != nullptr)
+    bound_slots_.fetch_sub(1, std::memory_order_relaxed);
 }
 
 void Runtime::post(std::function<void()> fn) {
@@ -207,6 +209,19 @@ void Runtime::post(std::function<void()> fn) {
   }
   Counters scratch;  // the posting thread is not this runtime's: its counts are not ours
   SenderEntry::raise_service(notif_->word(), scratch);
+}
+
+void Runtime::sweep() {
+  // Nothing raised us for a whole backstop interval: act as if everything had been raised once
+  // (a lost or stolen raise — a peer can clear bits in our notification word — then costs at
+  // most one interval). Handlers tolerate spurious calls: they only re-check and wake.
+  counters_.backstops.add();
+  SenderEntry::raise_service(notif_->word(), counters_);  // runs posted work, if any was lost
+  for (std::uint32_t slot = 0; slot < abi::kMaxSlots; ++slot) {
+    Handler& h = handlers_[slot];
+    if (SlotHandler fn = h.fn.load(std::memory_order_acquire)) fn(h.ctx.load(std::memory_order_relaxed), slot);
+  }
+  poll_all();
 }
 
 void Runtime::dispatch_interrupts() {
@@ -358,13 +373,10 @@ void Runtime::idle() {
   // 4. sleep until a send, the next timer or the backstop.
   if (!woke && opts_.sleep) {
     std::int64_t timeout = fire_timers();
-    const bool backstop = pollers_ != nullptr && opts_.backstop_ns > 0 && (timeout < 0 || timeout > opts_.backstop_ns);
+    const bool backstop = (pollers_ != nullptr || bound_slots_.load(std::memory_order_relaxed) != 0) &&
+                          opts_.backstop_ns > 0 && (timeout < 0 || timeout > opts_.backstop_ns);
     if (backstop) timeout = opts_.backstop_ns;
-    if (ready_.empty() && notif_->wait(timeout, counters_) && backstop && notif_->peek() == 0) {
-      // Nothing raised us: look at every parked ring once anyway (a lost or stolen raise).
-      counters_.backstops.add();
-      poll_all();
-    }
+    if (ready_.empty() && notif_->wait(timeout, counters_) && backstop && notif_->peek() == 0) sweep();
   }
   // Busy again: back to polling, so producers stop paying for notifications.
   if (poll) disarm_all();

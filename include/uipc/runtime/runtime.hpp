@@ -53,11 +53,12 @@ struct RuntimeOptions {
   // only before it yields or sleeps; with more, every poller is armed at once and only
   // interrupts (slot handlers) unpark them. 0: always interrupt-driven.
   unsigned max_polled = 64;
-  // While pollers are parked, a sleep lasts at most this long; then every poller is polled.
-  // Peers in other processes can write this runtime's notification word (they must, to raise
-  // it), so a hostile one could clear another channel's pending bit; the backstop bounds the
-  // delay that causes to this interval. <= 0: no backstop.
-  std::int64_t backstop_ns = 20'000'000;
+  // While slots are bound or pollers parked, a sleep lasts at most this long; then every bound
+  // slot handler runs once, posted work is looked at and every poller is polled. Peers in other
+  // processes can write this runtime's notification word (they must, to raise it), so a hostile
+  // one could clear another channel's pending bit; the backstop bounds the delay that causes to
+  // this interval. <= 0: no backstop.
+  std::int64_t backstop_ns = 50'000'000;
 };
 
 // A waiter the runtime can poll: a consumer parked on an empty ring. See Runtime::park.
@@ -202,6 +203,7 @@ class Runtime {
   std::int64_t fire_timers();  // fires due timers; returns ns to the next (-1: none)
   void idle();
   void run_deferred();
+  void sweep();             // the backstop: every bound handler once, posted work, every poller
   bool poll_all();          // polls every parked poller; true if any found work
   bool arm_all();           // arms the unarmed; false if one found work instead
   void disarm_all() noexcept;
@@ -217,6 +219,7 @@ class Runtime {
   std::unique_ptr<Handler[]> handlers_;
   std::mutex slot_mu_;
   std::vector<std::uint64_t> slot_used_;  // bitmap over kMaxSlots
+  std::atomic<std::size_t> bound_slots_{0};
   Deferred* deferred_ = nullptr;
   Poller* pollers_ = nullptr;
   std::size_t pollers_count_ = 0;
