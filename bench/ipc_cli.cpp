@@ -115,10 +115,7 @@ std::string cpu_ranges(const std::set<int>& cpus) {
 std::vector<int> parse_cpus(const Options& o) {
   const std::set<int> allowed = allowed_cpus();
   std::vector<int> out;
-  if (o.cpus_opt->count() == 0) {
-    if (allowed.size() >= 2) out = {*allowed.begin(), *std::next(allowed.begin())};
-    return out;
-  }
+  if (o.cpus_opt->count() == 0) return default_ipc_cpus();
   if (o.cpus == "none" || o.cpus.empty()) return out;
   for (const auto& item : split(o.cpus, ',')) {
     const auto dash = item.find('-');
@@ -138,10 +135,7 @@ std::vector<std::string> parse_modes(const Options& o) {
   const auto& reg = ipc_modes();
   std::vector<std::string> out;
   if (o.modes.empty()) {
-    for (const char* m : kPreferredOrder)
-      if (reg.count(m)) out.push_back(m);
-    for (const auto& [name, fn] : reg)
-      if (std::find(out.begin(), out.end(), name) == out.end()) out.push_back(name);
+    out = ipc_mode_order();
     if (out.empty()) usage("no IPC modes are built into this uipc");
     return out;
   }
@@ -217,18 +211,6 @@ std::string utc_timestamp() {
   return buf;
 }
 
-struct Facts {
-  std::string cpu_model = bench::cpu_model();
-  unsigned cores = std::max(1u, std::thread::hardware_concurrency());
-  std::string kernel = kernel_release();
-#ifdef NDEBUG
-  std::string build_type = "release";
-#else
-  std::string build_type = "debug";
-#endif
-  std::string commit = git_commit();
-};
-
 // ---- output ----------------------------------------------------------------------------------
 
 std::string fmt(const char* f, double v) {
@@ -266,7 +248,39 @@ void print_row(const std::string& mode, const IpcParams& p, const IpcResult& r) 
   std::fflush(stdout);
 }
 
-nlohmann::ordered_json to_json(const std::string& mode, const IpcParams& p, const IpcResult& r, const Facts& f) {
+}  // namespace
+
+Facts machine_facts() {
+  Facts f;
+  f.cpu_model = cpu_model();
+  f.cores = std::max(1u, std::thread::hardware_concurrency());
+  f.kernel = kernel_release();
+#ifdef NDEBUG
+  f.build_type = "release";
+#else
+  f.build_type = "debug";
+#endif
+  f.commit = git_commit();
+  return f;
+}
+
+std::vector<std::string> ipc_mode_order() {
+  const auto& reg = ipc_modes();
+  std::vector<std::string> out;
+  for (const char* m : kPreferredOrder)
+    if (reg.count(m)) out.push_back(m);
+  for (const auto& [name, fn] : reg)
+    if (std::find(out.begin(), out.end(), name) == out.end()) out.push_back(name);
+  return out;
+}
+
+std::vector<int> default_ipc_cpus() {
+  const std::set<int> allowed = allowed_cpus();
+  if (allowed.size() < 2) return {};
+  return {*allowed.begin(), *std::next(allowed.begin())};
+}
+
+nlohmann::ordered_json ipc_json_line(const std::string& mode, const IpcParams& p, const IpcResult& r, const Facts& f) {
   return {
       {"scenario", "ipc"},
       {"mode", mode},
@@ -290,6 +304,8 @@ nlohmann::ordered_json to_json(const std::string& mode, const IpcParams& p, cons
       {"timestamp", utc_timestamp()},
   };
 }
+
+namespace {
 
 void print_ratios(const std::map<std::tuple<std::size_t, unsigned, std::string>, double>& rate,
                   const std::vector<std::size_t>& sizes, const std::vector<unsigned>& inflights,
@@ -347,7 +363,7 @@ void run(const Options& o) {
     if (!json) usage("--json: cannot open '" + o.json + "' for appending: " + std::strerror(errno));
   }
 
-  const Facts facts;
+  const Facts facts = machine_facts();
   const std::size_t scenarios = modes.size() * inflights.size() * sizes.size();
   std::printf("uipc bench ipc: %s, %u CPUs, %s, %s build, commit %s\n", facts.cpu_model.c_str(), facts.cores,
               facts.kernel.c_str(), facts.build_type.c_str(), facts.commit.c_str());
@@ -378,7 +394,7 @@ void run(const Options& o) {
         print_row(mode, p, r);
         rate[{size, n, mode}] = r.ops_per_s();
         if (json.is_open()) {
-          json << to_json(mode, p, r, facts).dump() << '\n';
+          json << ipc_json_line(mode, p, r, facts).dump() << '\n';
           json.flush();
           if (!json) throw std::runtime_error("--json: write to '" + o.json + "' failed");
         }
@@ -397,7 +413,7 @@ void run(const Options& o) {
                 "      %.3f%% of one core (%.4f s CPU), %llu kernel entries\n",
                 r.wall_s, 100.0 * r.cpu_s / r.wall_s, r.cpu_s, static_cast<unsigned long long>(r.kernel_entries));
     if (json.is_open()) {
-      json << to_json("async-idle", p, r, facts).dump() << '\n';
+      json << ipc_json_line("async-idle", p, r, facts).dump() << '\n';
       json.flush();
     }
   }

@@ -1,6 +1,15 @@
 // bench/ipc_cli.hpp — the `uipc bench ipc` subcommand (options, validation, the run, the table,
 // the JSON lines).  tools/uipc.cpp builds the command tree and hands the `bench` group here.
+// The pieces other commands reuse (`uipc bench all`, `uipc demo`) are declared below: the machine
+// facts, one scenario's JSON line, the default mode order and CPUs.
 #pragma once
+
+#include "harness.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <string>
+#include <vector>
 
 namespace CLI {
 class App;
@@ -12,5 +21,24 @@ namespace uipc::bench {
 // CLI::ParseError (the caller maps them to exit code 2); the benchmark runs in the subcommand's
 // callback, during App::parse.
 void add_ipc_bench(CLI::App& bench);
+
+// What every JSON line records about the machine and the build (see docs/bench.md).
+struct Facts {
+  std::string cpu_model;
+  unsigned cores = 1;
+  std::string kernel;
+  std::string build_type;  // "release" (NDEBUG) or "debug"
+  std::string commit;      // short hash, or "unknown"
+};
+Facts machine_facts();     // reads /proc/cpuinfo, uname, runs git once
+
+// One scenario's JSON line, fields in the documented order, timestamp = now.
+nlohmann::ordered_json ipc_json_line(const std::string& mode, const IpcParams& p, const IpcResult& r, const Facts& f);
+
+// Every registered mode, ordered async, sync, ring, uds, uds-epoll, pipe, then the rest by name.
+std::vector<std::string> ipc_mode_order();
+
+// The first two CPUs this process may run on, or {} when it may use fewer than two.
+std::vector<int> default_ipc_cpus();
 
 }  // namespace uipc::bench

@@ -6,7 +6,11 @@
 #include <exception>
 #include <string>
 
+#include "all_cli.hpp"
+#include "demo_cli.hpp"
 #include "ipc_cli.hpp"
+#include "report.hpp"
+#include "sys_cli.hpp"
 
 namespace {
 
@@ -40,6 +44,11 @@ int main(int argc, char** argv) {
                                                 "classic ways two threads talk (rings, sockets, pipes)");
   bench->require_subcommand(1);
   uipc::bench::add_ipc_bench(*bench);
+  uipc::bench::add_all_bench(*bench);
+  uipc::bench::add_sys_bench(*bench);
+
+  uipc::bench::add_demo_command(app);
+  uipc::bench::report::add_report_command(app);
 
   try {
     app.parse(argc, argv);

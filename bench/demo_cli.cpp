@@ -1,0 +1,200 @@
+// bench/demo_cli.cpp — `uipc demo`: the evaluation in small.  A reduced IPC sweep (async, sync,
+// ring, uds-epoll, pipe; 64-byte messages; 0.2 s per scenario) into DIR/demo.jsonl (a fresh file
+// each time), the idle measurement, the report and plots in DIR/report, and a table of headline
+// ratios, in about ten seconds on two cores.  See docs/report.md.
+#include "demo_cli.hpp"
+
+#include "harness.hpp"
+#include "ipc_cli.hpp"
+#include "report.hpp"
+
+#include <CLI/CLI.hpp>
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace uipc::bench {
+namespace {
+
+namespace fs = std::filesystem;
+
+const char* const kModes[] = {"async", "sync", "ring", "uds-epoll", "pipe"};
+constexpr std::size_t kBytes = 64;
+constexpr unsigned kHeadlineInflight = 64;
+
+struct Options {
+  std::string out = "results";
+  bool quick = false;
+  bool no_plots = false;
+};
+
+struct Step {
+  std::string mode;  // "async-idle" for the idle measurement
+  unsigned inflight = 0;
+};
+
+double since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// One line that redraws itself on a terminal, or one plain line per finished step otherwise.
+class Progress {
+ public:
+  Progress(std::size_t total, double seconds_each) : total_(total), each_(seconds_each), tty_(isatty(STDOUT_FILENO) == 1) {}
+
+  void start(std::size_t i, const Step& s) {
+    if (!tty_) return;
+    constexpr int kWidth = 30;
+    const int filled = static_cast<int>(kWidth * i / total_);
+    const double left = static_cast<double>(total_ - i) * each_;
+    std::printf("\r\033[K[%s%s] %2zu/%zu  %s%s  (about %.0f s left)", std::string(filled, '#').c_str(),
+                std::string(kWidth - filled, '.').c_str(), i, total_, s.mode.c_str(),
+                s.mode == "async-idle" ? ": idle measurement" : (", " + std::to_string(s.inflight) + " in flight").c_str(), left + 0.5);
+    std::fflush(stdout);
+  }
+
+  void done(std::size_t i, const Step& s, const IpcResult& r) {
+    if (tty_) return;
+    if (s.mode == "async-idle")
+      std::printf("[%2zu/%zu] idle: async client + server, %.2f s: %s of one core, %llu kernel %s\n", i + 1, total_, r.wall_s,
+                  report::fmt_pct(r.wall_s > 0 ? 100.0 * r.cpu_s / r.wall_s : 0).c_str(),
+                  static_cast<unsigned long long>(r.kernel_entries), r.kernel_entries == 1 ? "entry" : "entries");
+    else
+      std::printf("[%2zu/%zu] %-9s %4u in flight %13s calls/s  p50 %-10s kernel entries/call %s\n", i + 1, total_, s.mode.c_str(),
+                  s.inflight, report::fmt_rate(r.ops_per_s()).c_str(), report::fmt_ns(r.p50_ns).c_str(),
+                  report::fmt_kernel(r.kernel_entries_per_op()).c_str());
+    std::fflush(stdout);
+  }
+
+  void finish() {
+    if (tty_) std::printf("\r\033[K");
+  }
+
+ private:
+  std::size_t total_;
+  double each_;
+  bool tty_;
+};
+
+void run(const Options& o) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const double seconds = o.quick ? 0.05 : 0.2;
+  const double idle_seconds = o.quick ? 0.25 : 1.0;
+  // 32 is in the normal sweep so the reference comparison (ReL4 at concurrency 32) has a measured point.
+  const std::vector<unsigned> inflights = o.quick ? std::vector<unsigned>{1, 16, 64} : std::vector<unsigned>{1, 4, 16, 32, 64, 256};
+
+  std::vector<std::string> modes, missing;
+  for (const char* m : kModes) (ipc_modes().count(m) ? modes : missing).push_back(m);
+  if (modes.empty()) throw std::runtime_error("none of the demo's IPC modes is built into this uipc");
+
+  const fs::path dir(o.out);
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) throw CLI::ValidationError("--out: cannot create '" + o.out + "': " + ec.message(), 2);
+  const fs::path jsonl = dir / "demo.jsonl";
+  const fs::path report_dir = dir / "report";
+  const bool overwrote = fs::exists(jsonl, ec);
+  std::ofstream json(jsonl, std::ios::trunc | std::ios::binary);
+  if (!json) throw CLI::ValidationError("--out: cannot write '" + jsonl.string() + "': " + std::strerror(errno), 2);
+
+  const Facts facts = machine_facts();
+  const std::vector<int> cpus = default_ipc_cpus();
+  std::vector<Step> steps;
+  for (auto n : inflights)
+    for (const auto& m : modes) steps.push_back({m, n});
+  if (std::find(modes.begin(), modes.end(), "async") != modes.end()) steps.push_back({"async-idle", 0});
+  const double each = seconds * 1.1 + 0.04;
+  const double estimate = static_cast<double>(steps.size() - 1) * each + idle_seconds + 1.0;
+
+  std::printf("uipc demo: a quick evaluation of uipc's asynchronous IPC against a blocking call, a raw shared-memory ring\n"
+              "and kernel peers, then a report with plots (about %.0f s)\n",
+              estimate + 0.5);
+  std::printf("machine: %s, %u CPUs, %s, %s build, commit %s\n", facts.cpu_model.c_str(), facts.cores, facts.kernel.c_str(),
+              facts.build_type.c_str(), facts.commit.c_str());
+  if (cpus.size() >= 2)
+    std::printf("threads: client on CPU %d, server on CPU %d\n", cpus[0], cpus[1]);
+  else
+    std::printf("threads: unpinned; this process may run on fewer than 2 CPUs, so client and server share one and the\n"
+                "         busy-polling modes (ring, async while it spins) will crawl: the ratios will not be representative\n");
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  std::printf("note: a sanitizer build; it checks the code, but its timings are not representative\n");
+#endif
+  if (facts.build_type != "release") std::printf("note: a %s build; take numbers from a release build\n", facts.build_type.c_str());
+  if (!missing.empty()) {
+    std::string m;
+    for (const auto& s : missing) m += (m.empty() ? "" : ", ") + s;
+    std::printf("note: modes not built into this uipc, left out: %s\n", m.c_str());
+  }
+  std::string counts;
+  for (auto n : inflights) counts += (counts.empty() ? "" : ",") + std::to_string(n);
+  std::printf("IPC sweep: %zu modes x in flight %s, %zu-byte messages, %.2f s each, then %.2f s idle -> %s%s\n\n", modes.size(),
+              counts.c_str(), kBytes, seconds, idle_seconds, jsonl.c_str(), overwrote ? " (the previous file is overwritten)" : "");
+  std::fflush(stdout);
+
+  Progress progress(steps.size(), each);
+  for (std::size_t i = 0; i < steps.size(); ++i) {
+    const Step& s = steps[i];
+    progress.start(i, s);
+    IpcParams p;
+    p.inflight = s.inflight;
+    p.msg_bytes = s.mode == "async-idle" ? 8 : kBytes;
+    p.seconds = s.mode == "async-idle" ? idle_seconds : seconds;
+    p.cpus = cpus;
+    const IpcResult r = s.mode == "async-idle" ? run_async_idle(p) : ipc_modes().at(s.mode)(p);
+    json << ipc_json_line(s.mode, p, r, facts).dump() << '\n';
+    json.flush();
+    if (!json) throw std::runtime_error("write to '" + jsonl.string() + "' failed");
+    progress.done(i, s, r);
+  }
+  progress.finish();
+  json.close();
+  const double sweep_s = since(t0);
+  std::printf("measured %zu scenarios in %.1f s; making the report\n", steps.size(), sweep_s);
+
+  // The report reads back the file just written: every number below comes from it.
+  const report::Dataset d = report::load_files({jsonl.string()}, "uipc demo");
+  if (!d.bad.empty()) throw std::runtime_error(std::to_string(d.bad.size()) + " lines just written to " + jsonl.string() + " do not parse");
+  report::WriteOptions wo;
+  wo.plots = !o.no_plots;
+  const report::WriteResult w = report::write_report(d, report_dir.string(), wo);
+
+  std::printf("\n%s\n", report::headline_text(report::headline(d, kHeadlineInflight)).c_str());
+  if (!w.plots_note.empty()) std::printf("plots: %s\n", w.plots_note.c_str());
+  for (const auto& f : w.plot_files)
+    if (f.size() > 4 && f.compare(f.size() - 4, 4, ".png") == 0) std::printf("plot:   %s (and .svg)\n", f.c_str());
+  std::printf("data:   %s\n", jsonl.c_str());
+  std::printf("done in %.1f s\n", since(t0));
+  std::printf("report: %s\n", w.report_md.c_str());
+}
+
+}  // namespace
+
+void add_demo_command(CLI::App& app) {
+  auto o = std::make_shared<Options>();
+  CLI::App* demo = app.add_subcommand(
+      "demo",
+      "A quick evaluation: uipc's async IPC against the blocking sync call, a raw shared-memory ring, uds-epoll and "
+      "pipes at 1..256 calls in flight (64-byte messages, 0.2 s each), the idle CPU of an async client and server, "
+      "then a report with plots and a table of headline ratios.  About 10 s on two cores; 'uipc bench all' is the "
+      "full sweep.");
+  demo->add_flag("--quick", o->quick, "Even shorter, for smoke tests: 0.05 s per scenario, in flight 1,16,64");
+  demo->add_option("--out", o->out,
+                   "Directory for demo.jsonl (overwritten each run) and report/ (default: results)")
+      ->type_name("DIR");
+  demo->add_flag("--no-plots", o->no_plots, "Do not run gnuplot");
+  demo->footer("Writes DIR/demo.jsonl and DIR/report/report.md (+ PNG and SVG plots).  See docs/report.md.");
+  demo->callback([o] { run(*o); });
+}
+
+}  // namespace uipc::bench

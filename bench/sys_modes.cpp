@@ -1,0 +1,346 @@
+// The modes of `uipc bench sys`: sync (plain system calls), uring (a hand-written liburing loop
+// with the same batch size) and async-<wake>-<placement>-<backend> (uipc's asynchronous system
+// calls, library defaults apart from the caller's spin window when --caller-spin-ns is given).
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+
+#include "harness.hpp"
+#include "sys_cli.hpp"
+#include "uipc/sys/syscall.hpp"
+
+#ifdef UIPC_HAVE_LIBURING
+#include <liburing.h>
+#endif
+
+namespace uipc::bench {
+
+const char* to_string(SysWorkload w) {
+  switch (w) {
+    case SysWorkload::getppid: return "getppid";
+    case SysWorkload::pread: return "pread";
+    case SysWorkload::write: return "write";
+    case SysWorkload::mmap: return "mmap";
+  }
+  return "?";
+}
+
+namespace {
+
+constexpr unsigned kSampleEvery = 8;
+constexpr std::size_t kPreadPages = 256;  // pread offsets rotate over the first 1 MiB of the file
+
+int cpu_at(const SysParams& p, std::size_t i) { return i < p.cpus.size() ? p.cpus[i] : -1; }
+
+double thread_cpu_seconds() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
+[[noreturn]] void die(const char* mode, const std::string& what) {
+  std::fprintf(stderr, "uipc bench sys: %s: %s\n", mode, what.c_str());
+  std::exit(1);
+}
+
+struct Files {
+  int data = -1;
+  int null = -1;
+  explicit Files(const SysParams& p) {
+    if (p.workload == SysWorkload::pread) {
+      data = ::open(p.file.c_str(), O_RDONLY);
+      if (data < 0) die("setup", "cannot open " + p.file + ": " + std::strerror(errno));
+    }
+    if (p.workload == SysWorkload::write) null = ::open("/dev/null", O_WRONLY);
+  }
+  ~Files() {
+    if (data >= 0) ::close(data);
+    if (null >= 0) ::close(null);
+  }
+};
+
+// The measured-interval clock every mode shares: warm-up 10% of `seconds` (at least 1 ms), then
+// `seconds` of measurement from the first clock reading after the warm-up (so a stall at the
+// edge cannot shrink the interval). Edges fall where the mode looks at the clock.
+struct Window {
+  std::uint64_t from, length;
+  explicit Window(const SysParams& p)
+      : from(now_ns() + static_cast<std::uint64_t>(p.seconds * 0.1e9) + 1'000'000),
+        length(static_cast<std::uint64_t>(p.seconds * 1e9)) {}
+};
+
+// ---- sync ------------------------------------------------------------------------------------
+
+SysResult run_sync(const SysParams& p) {
+  pin_this_thread(cpu_at(p, 0));
+  Files f(p);
+  std::vector<char> buf(std::max<std::size_t>(p.bytes, 1));
+  SysResult res;
+  res.calls_per_op = p.workload == SysWorkload::mmap ? 2 : 1;
+  LatencyRecorder lat;
+  const Window w(p);
+  bool measuring = false;
+  std::uint64_t ops = 0, i = 0, t_start = 0;
+  double cpu0 = 0, tcpu0 = 0;
+  for (;; ++i) {
+    const bool sample = i % kSampleEvery == 0;
+    const std::uint64_t a = sample ? now_ns() : 0;
+    switch (p.workload) {
+      case SysWorkload::getppid:
+        ::syscall(SYS_getppid);
+        break;
+      case SysWorkload::pread:
+        if (::pread(f.data, buf.data(), p.bytes, static_cast<off_t>((i % kPreadPages) * 4096)) < 0) die("sync", "pread");
+        break;
+      case SysWorkload::write:
+        if (::write(f.null, buf.data(), p.bytes) < 0) die("sync", "write");
+        break;
+      case SysWorkload::mmap: {
+        void* m = ::mmap(nullptr, p.bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (m == MAP_FAILED || ::munmap(m, p.bytes) != 0) die("sync", "mmap");
+        break;
+      }
+    }
+    if (!sample) {
+      if (measuring) ++ops;
+      continue;
+    }
+    const std::uint64_t b = now_ns();
+    if (!measuring && b >= w.from) {
+      measuring = true;
+      t_start = b;
+      cpu0 = process_cpu_seconds();
+      tcpu0 = thread_cpu_seconds();
+    } else if (measuring && b >= t_start + w.length) {
+      res.wall_s = static_cast<double>(b - t_start) / 1e9;
+      res.cpu_s = process_cpu_seconds() - cpu0;
+      res.caller_cpu_s = thread_cpu_seconds() - tcpu0;
+      break;
+    } else if (measuring) {
+      ++ops;
+      lat.record(b - a);
+    }
+  }
+  res.ops = ops;
+  res.kernel_entries = res.caller_kernel_entries = ops * res.calls_per_op;
+  res.p50_ns = lat.percentile(50);
+  res.p99_ns = lat.percentile(99);
+  return res;
+}
+
+// ---- uring: the hand-written peer ---------------------------------------------------------------
+
+SysResult run_uring(const SysParams& p) {
+  SysResult res;
+#ifdef UIPC_HAVE_LIBURING
+  if (p.workload == SysWorkload::mmap) {
+    res.supported = false;
+    res.note = "io_uring has no mmap";
+    return res;
+  }
+  pin_this_thread(cpu_at(p, 0));
+  Files f(p);
+  io_uring ring{};
+  unsigned entries = 8;
+  while (entries < p.inflight) entries *= 2;
+  if (io_uring_queue_init(entries, &ring, 0) != 0) {
+    res.supported = false;
+    res.note = "io_uring unavailable";
+    return res;
+  }
+  std::vector<char> buf(std::max<std::size_t>(p.bytes, 1));  // one buffer for all, as in sync
+  if (p.workload == SysWorkload::getppid) res.note = "IORING_OP_NOP";
+  LatencyRecorder lat;
+  const Window w(p);
+  bool measuring = false;
+  std::uint64_t ops = 0, enters = 0, t_start = 0, seq = 0;
+  double cpu0 = 0, tcpu0 = 0;
+  for (;;) {
+    const std::uint64_t a = now_ns();
+    for (unsigned k = 0; k < p.inflight; ++k, ++seq) {
+      io_uring_sqe* s = io_uring_get_sqe(&ring);
+      switch (p.workload) {
+        case SysWorkload::getppid: io_uring_prep_nop(s); break;
+        case SysWorkload::pread:
+          io_uring_prep_read(s, f.data, buf.data(), static_cast<unsigned>(p.bytes),
+                             (seq % kPreadPages) * 4096);
+          break;
+        case SysWorkload::write: io_uring_prep_write(s, f.null, buf.data(), static_cast<unsigned>(p.bytes), ~0ull); break;
+        case SysWorkload::mmap: break;
+      }
+    }
+    if (io_uring_submit_and_wait(&ring, p.inflight) < 0) die("uring", "io_uring_submit_and_wait");
+    unsigned head, n = 0;
+    io_uring_cqe* cqe;
+    io_uring_for_each_cqe(&ring, head, cqe) {
+      if (cqe->res < 0) die("uring", std::string("a request failed: ") + std::strerror(-cqe->res));
+      ++n;
+    }
+    io_uring_cq_advance(&ring, n);
+    const std::uint64_t b = now_ns();
+    if (!measuring && b >= w.from) {
+      measuring = true;
+      t_start = b;
+      cpu0 = process_cpu_seconds();
+      tcpu0 = thread_cpu_seconds();
+    } else if (measuring && b >= t_start + w.length) {
+      res.wall_s = static_cast<double>(b - t_start) / 1e9;
+      res.cpu_s = process_cpu_seconds() - cpu0;
+      res.caller_cpu_s = thread_cpu_seconds() - tcpu0;
+      break;
+    } else if (measuring) {
+      ops += n;
+      ++enters;
+      lat.record(b - a);
+    }
+  }
+  io_uring_queue_exit(&ring);
+  res.ops = ops;
+  res.kernel_entries = res.caller_kernel_entries = enters;
+  res.p50_ns = lat.percentile(50);
+  res.p99_ns = lat.percentile(99);
+#else
+  (void)p;
+  res.supported = false;
+  res.note = "built without liburing";
+#endif
+  return res;
+}
+
+// ---- async ---------------------------------------------------------------------------------------
+
+std::uint64_t executor_kernel_entries(const sys::Executor& ex) {
+  std::uint64_t k = ex.pool_stats().kernel_entries();
+  for (const auto& c : ex.core_stats()) k += c.kernel_entries();
+  return k;
+}
+
+SysResult run_async(const SysParams& p, sys::WakeMode wake, sys::Placement placement, sys::Backend backend) {
+  SysResult res;
+  res.calls_per_op = p.workload == SysWorkload::mmap ? 2 : 1;
+  if (backend == sys::Backend::io_uring && !sys::Executor::io_uring_available()) {
+    res.supported = false;
+    res.note = "io_uring unavailable";
+    return res;
+  }
+  sys::ExecutorOptions eo;
+  eo.wake = wake;
+  eo.placement = placement;
+  eo.backend = backend;
+  if (cpu_at(p, 1) >= 0) eo.cpus = {p.cpus[1]};
+  auto exr = sys::Executor::create(eo);
+  if (!exr) die("async", "executor: " + exr.error().message());
+  auto ex = std::move(exr.value());
+
+  pin_this_thread(cpu_at(p, 0));
+  Files f(p);
+  RuntimeOptions ro;
+  if (p.caller_spin_ns >= 0) ro.spin_ns = p.caller_spin_ns;
+  Runtime rt(ro);
+  sys::SyscallOptions so;
+  so.capacity = 8;
+  while (so.capacity < p.inflight) so.capacity *= 2;
+  auto regr = sys::configure_async_syscall(rt, *ex, so);
+  if (!regr) die("async", "configure_async_syscall: " + regr.error().message());
+  auto reg = std::move(regr.value());
+
+  const Window w(p);
+  bool measuring = false, stop = false;
+  std::uint64_t ops = 0, t_start = 0, t_end = 0, k_caller0 = 0, k_exec0 = 0, seq = 0;
+  double cpu0 = 0, tcpu0 = 0;
+  LatencyRecorder lat;
+  auto edge = [&](std::uint64_t b) {
+    if (!measuring && !stop && b >= w.from) {
+      measuring = true;
+      t_start = b;
+      cpu0 = process_cpu_seconds();
+      tcpu0 = thread_cpu_seconds();
+      k_caller0 = reg->caller_kernel_entries();
+      k_exec0 = executor_kernel_entries(*ex);
+    } else if (measuring && b >= t_start + w.length) {
+      measuring = false;
+      stop = true;
+      t_end = b;
+      res.cpu_s = process_cpu_seconds() - cpu0;
+      res.caller_cpu_s = thread_cpu_seconds() - tcpu0;
+      res.caller_kernel_entries = reg->caller_kernel_entries() - k_caller0;
+      res.kernel_entries = res.caller_kernel_entries + (executor_kernel_entries(*ex) - k_exec0);
+    }
+  };
+  // Every call reads into (writes from) the same buffer, as the sync loop does: the cache
+  // footprint is the same in every mode, and nobody looks at the bytes.
+  std::vector<char> buf(std::max<std::size_t>(p.bytes, 1));
+  const auto span = std::span<std::byte>(reinterpret_cast<std::byte*>(buf.data()), p.bytes);
+  auto worker = [&](unsigned id) -> Task<void> {
+    for (std::uint64_t i = id;; ++i) {
+      if (stop) co_return;
+      const bool sample = i % kSampleEvery == 0;
+      const std::uint64_t a = sample ? now_ns() : 0;
+      bool ok = true;
+      switch (p.workload) {
+        case SysWorkload::getppid: ok = static_cast<bool>(co_await sys::getppid()); break;
+        case SysWorkload::pread:
+          ok = static_cast<bool>(co_await sys::pread(f.data, span, static_cast<off_t>((seq++ % kPreadPages) * 4096)));
+          break;
+        case SysWorkload::write: ok = static_cast<bool>(co_await sys::write(f.null, span)); break;
+        case SysWorkload::mmap: {
+          auto m = co_await sys::mmap(nullptr, p.bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+          ok = m && static_cast<bool>(co_await sys::munmap(m.value(), p.bytes));
+          break;
+        }
+      }
+      if (!ok) die("async", "a call failed");
+      if (!sample) {
+        if (measuring) ++ops;
+        continue;
+      }
+      const std::uint64_t b = now_ns();
+      const bool was = measuring;
+      edge(b);
+      if (was && measuring) {
+        ++ops;
+        lat.record(b - a);
+      }
+    }
+  };
+  for (unsigned i = 0; i < p.inflight; ++i) rt.spawn(worker(i));
+  rt.run();
+  res.ops = ops;
+  res.wall_s = static_cast<double>(t_end - t_start) / 1e9;
+  res.p50_ns = lat.percentile(50);
+  res.p99_ns = lat.percentile(99);
+  reg.reset();
+  return res;
+}
+
+struct Registrar {
+  Registrar() {
+    auto& m = sys_modes();
+    m.emplace_back("sync", run_sync);
+    m.emplace_back("uring", run_uring);
+    for (auto wake : {sys::WakeMode::hybrid, sys::WakeMode::irq, sys::WakeMode::tick})
+      for (auto placement : {sys::Placement::affine, sys::Placement::shared, sys::Placement::local})
+        for (auto backend : {sys::Backend::direct, sys::Backend::io_uring}) {
+          std::string name = std::string("async-") + sys::to_string(wake) + "-" + sys::to_string(placement) + "-" +
+                             sys::to_string(backend);
+          m.emplace_back(name, [=](const SysParams& p) { return run_async(p, wake, placement, backend); });
+        }
+  }
+};
+const Registrar registrar;
+
+}  // namespace
+
+std::vector<std::pair<std::string, SysModeFn>>& sys_modes() {
+  static std::vector<std::pair<std::string, SysModeFn>> modes;  // function-local: safe from init order
+  return modes;
+}
+
+}  // namespace uipc::bench

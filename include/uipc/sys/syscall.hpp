@@ -1,0 +1,276 @@
+// uipc/sys/syscall.hpp — configure_async_syscall and the co_await forms of system calls (note §2.1).
+//
+// What it guarantees:
+//  * configure_async_syscall(rt, ex, opts) registers the calling thread with the executor: a
+//    fresh syscall buffer (sys/buffer.hpp), a reply slot minted on rt's notification and bound to
+//    a handler (the "bound notification" of note §2.1), and an allow-list. It returns a handle;
+//    destroying the handle (or close(), or the thread ending) deregisters it.
+//  * A thread submits only through its own registration: calls made from any other thread
+//    complete with errc::operation_not_permitted; the free functions below use the calling
+//    thread's registration (Registration::current()) and complete with errc::not_connected when
+//    it has none.
+//  * Every call completes exactly once: with the system call's result, with its error
+//    (std::error_code, generic category), or with errc::operation_canceled / errc::timed_out
+//    when cancelled or timed out while blocked (a read on an empty pipe), ESHUTDOWN when the
+//    executor shut down first, errc::operation_canceled when the registration closed first.
+//    A cancellation that loses the race with the call completing yields the call's own result.
+//  * At most `capacity` calls are in flight; further calls wait for a slot (fail_when_full:
+//    complete at once with errc::resource_unavailable_try_again). Nothing is dropped.
+//  * Buffers, paths and other memory a call points to must stay valid until it completes (as
+//    with io_uring); the executor passes pointers to the kernel and never dereferences them
+//    itself except through process_vm_readv/writev, so a bad pointer yields EFAULT, not a crash.
+//  * Calls in flight have no order among themselves; a coroutine that needs order awaits each.
+// Who may call: configure_async_syscall and everything on a Registration from the thread that
+//  runs the Runtime (before it runs or inside it); the handle's destructor there too, or after
+//  the runtime stopped. co_await only inside coroutines running on that runtime.
+// What blocks: close()/the destructor, until the executor has let go of every call in flight
+//  (blocked pool calls are interrupted first); nothing else blocks the thread.
+#pragma once
+
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include <array>
+#include <coroutine>
+#include <cstdint>
+#include <memory>
+#include <span>
+
+#include "uipc/result.hpp"
+#include "uipc/runtime/runtime.hpp"
+#include "uipc/sys/abi.hpp"
+#include "uipc/sys/executor.hpp"
+#include "uipc/sys/rights.hpp"
+
+namespace uipc::sys {
+
+struct SyscallOptions {
+  std::uint32_t capacity = 256;   // calls in flight at once: a power of two, 2 .. 32768
+  AllowList allow = AllowList::safe_default();
+  bool fail_when_full = false;    // true: a call beyond `capacity` fails instead of waiting
+};
+
+class CancelToken;
+class Registration;
+
+struct CallOptions {
+  std::int64_t timeout_ns = -1;    // >= 0: cancel with errc::timed_out after this long
+  CancelToken* cancel = nullptr;   // cancel() on it cancels the call with errc::operation_canceled
+};
+
+struct RegistrationStats {
+  std::uint64_t submitted = 0;       // requests written to the buffer (cancellations excluded)
+  std::uint64_t completed = 0;       // calls completed (immediate failures included)
+  std::uint64_t slot_waits = 0;      // calls that waited for a free slot
+  std::uint64_t cancels_sent = 0;    // cancellations written to the buffer
+  std::uint64_t unmatched = 0;       // completions whose id named no call in flight
+};
+
+namespace detail {
+
+// One call's state on the caller side. It lives in the awaiter, i.e. in the awaiting
+// coroutine's frame, and does not move while the call is in flight. No default member
+// initializers: SyscallAwaiter's constructor sets every field (this is the per-call hot path).
+struct OpNode {
+  enum class State : std::uint8_t { idle, waiting, submitted, cancel_sent, done };
+  Registration* reg;
+  abi::SyscallRequest rq;
+  std::int64_t result;
+  std::coroutine_handle<> h;
+  CallOptions opt;
+  Runtime::TimerNode timer;
+  OpNode* tok_prev;   // CancelToken list
+  OpNode* tok_next;
+  OpNode* wait_next;  // FIFO of calls waiting for a slot / for ring space
+  std::uint32_t index;
+  int cancel_reason;
+  State state;
+  bool cancel_pending;  // a cancellation waits for request-ring space
+};
+
+}  // namespace detail
+
+// Cancels every call it is attached to (CallOptions::cancel). Runtime thread only.
+class CancelToken {
+ public:
+  CancelToken() = default;
+  ~CancelToken();
+  CancelToken(const CancelToken&) = delete;
+  CancelToken& operator=(const CancelToken&) = delete;
+  void cancel() noexcept;
+  bool cancelled() const noexcept { return cancelled_; }
+
+ private:
+  friend class Registration;
+  detail::OpNode* head_ = nullptr;
+  bool cancelled_ = false;
+};
+
+// co_await yields the raw result: the return value or -errno.
+class [[nodiscard]] SyscallAwaiter {
+ public:
+  SyscallAwaiter(Registration* reg, long number, const std::array<std::int64_t, 6>& args, CallOptions opt) noexcept;
+  SyscallAwaiter(const SyscallAwaiter&) = delete;
+  SyscallAwaiter& operator=(const SyscallAwaiter&) = delete;
+
+  bool await_ready() const noexcept { return op_.state == detail::OpNode::State::done; }
+  bool await_suspend(std::coroutine_handle<> h) noexcept;
+  std::int64_t await_resume() const noexcept { return op_.result; }
+  // The argument slots, for awaiters that point the kernel at memory inside themselves; only
+  // before await_suspend.
+  std::int64_t* args() noexcept { return op_.rq.args; }
+
+ private:
+  detail::OpNode op_;
+};
+
+class Registration {
+ public:
+  ~Registration();
+  Registration(const Registration&) = delete;
+  Registration& operator=(const Registration&) = delete;
+
+  // This thread's open registration for Runtime::current() (else its newest one), or nullptr.
+  static Registration* current() noexcept;
+
+  // Deregisters now: blocked pool calls are interrupted, calls still queued complete with
+  // errc::operation_canceled, completed ones with their results. Idempotent.
+  void close() noexcept;
+  bool closed() const noexcept;
+
+  // The generic call by number: co_await yields the value or -errno.
+  SyscallAwaiter call_raw(long number, std::int64_t a0 = 0, std::int64_t a1 = 0, std::int64_t a2 = 0,
+                          std::int64_t a3 = 0, std::int64_t a4 = 0, std::int64_t a5 = 0, CallOptions o = {}) noexcept {
+    return SyscallAwaiter(this, number, {a0, a1, a2, a3, a4, a5}, o);
+  }
+
+  Runtime& runtime() const noexcept;
+  std::uint32_t capacity() const noexcept;
+  std::uint32_t in_flight() const noexcept;
+  RegistrationStats stats() const noexcept;
+  // What every claimant (kernel cores, and this thread in shared/local placement) did while
+  // serving this registration; pool threads' own system calls are in Executor::pool_stats().
+  ExecStats executor_stats() const noexcept;
+  ExecStats caller_stats() const noexcept;    // this thread's part of it (shared, local)
+  // Kernel entries the registered thread made: its runtime's (futex waits and wakes, including
+  // raising kernel cores) plus those of the calls it executed itself.
+  std::uint64_t caller_kernel_entries() const noexcept;
+
+  // Testing and fuzzing: publishes `rq` exactly as given (id, number, flags and all), outside
+  // the call table. Its completion, if any, is counted as unmatched (last_unmatched()).
+  bool submit_raw(const abi::SyscallRequest& rq) noexcept;
+  abi::SyscallCompletion last_unmatched() const noexcept;
+
+  // Internal: the registering thread is ending; deregister without touching its runtime.
+  void close_from_thread_exit() noexcept;
+
+  struct Impl;
+
+ private:
+  friend Result<std::unique_ptr<Registration>> configure_async_syscall(Runtime&, Executor&, const SyscallOptions&);
+  friend class SyscallAwaiter;
+  friend class CancelToken;
+  explicit Registration(std::unique_ptr<Impl> impl);
+  static Registration* find_current() noexcept;
+  bool submit(detail::OpNode* op) noexcept;
+  void cancel(detail::OpNode* op, int reason) noexcept;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Registers the calling thread (see the top of this file). Errors: operation_not_permitted
+// when called on a thread that runs another runtime; invalid_argument for options out of
+// range; too_many_files_open when the executor's table (4096) or rt's slots are full;
+// ESHUTDOWN when the executor has shut down.
+Result<std::unique_ptr<Registration>> configure_async_syscall(Runtime& rt, Executor& ex,
+                                                              const SyscallOptions& opts = {});
+
+// ---- typed calls ---------------------------------------------------------------------------
+
+namespace detail {
+
+inline std::error_code code_of(std::int64_t r) noexcept { return errno_code(static_cast<int>(-r)); }
+inline bool is_error(std::int64_t r) noexcept { return r < 0 && r >= -4095; }
+
+template <class T>
+struct Convert {
+  static Result<T> from(std::int64_t r) {
+    if (is_error(r)) return code_of(r);
+    if constexpr (std::is_pointer_v<T>) return reinterpret_cast<T>(r);
+    else return static_cast<T>(r);
+  }
+};
+template <>
+struct Convert<void> {
+  static Result<void> from(std::int64_t r) {
+    if (is_error(r)) return code_of(r);
+    return {};
+  }
+};
+
+template <class T>
+class [[nodiscard]] TypedCall {
+ public:
+  TypedCall(Registration* reg, long number, const std::array<std::int64_t, 6>& args, CallOptions o) noexcept
+      : a_(reg, number, args, o) {}
+  bool await_ready() const noexcept { return a_.await_ready(); }
+  bool await_suspend(std::coroutine_handle<> h) noexcept { return a_.await_suspend(h); }
+  Result<T> await_resume() const { return Convert<T>::from(a_.await_resume()); }
+
+ private:
+  SyscallAwaiter a_;
+};
+
+// fstat travels as statx(fd, "", AT_EMPTY_PATH): io_uring can run it, and the kernel writes
+// into this awaiter, never the executor.
+class [[nodiscard]] FstatCall {
+ public:
+  FstatCall(Registration* reg, int fd, CallOptions o) noexcept;
+  bool await_ready() const noexcept { return a_.await_ready(); }
+  bool await_suspend(std::coroutine_handle<> h) noexcept;
+  Result<struct stat> await_resume() const;
+
+ private:
+  SyscallAwaiter a_;
+  alignas(8) unsigned char statx_[256];  // struct statx
+};
+
+class [[nodiscard]] SleepCall {
+ public:
+  SleepCall(Registration* reg, std::int64_t ns, CallOptions o) noexcept;
+  bool await_ready() const noexcept { return a_.await_ready(); }
+  bool await_suspend(std::coroutine_handle<> h) noexcept;
+  Result<void> await_resume() const { return Convert<void>::from(a_.await_resume()); }
+
+ private:
+  SyscallAwaiter a_;
+  std::int64_t ts_[2];  // struct timespec
+};
+
+inline std::int64_t p2i(const void* p) noexcept { return static_cast<std::int64_t>(reinterpret_cast<std::uintptr_t>(p)); }
+
+}  // namespace detail
+
+detail::TypedCall<std::size_t> read(int fd, std::span<std::byte> buf, CallOptions o = {}) noexcept;
+detail::TypedCall<std::size_t> write(int fd, std::span<const std::byte> buf, CallOptions o = {}) noexcept;
+detail::TypedCall<std::size_t> pread(int fd, std::span<std::byte> buf, off_t offset, CallOptions o = {}) noexcept;
+detail::TypedCall<std::size_t> pwrite(int fd, std::span<const std::byte> buf, off_t offset, CallOptions o = {}) noexcept;
+detail::TypedCall<int> openat(int dirfd, const char* path, int flags, mode_t mode = 0, CallOptions o = {}) noexcept;
+detail::TypedCall<void> close(int fd, CallOptions o = {}) noexcept;
+detail::FstatCall fstat(int fd, CallOptions o = {}) noexcept;
+detail::TypedCall<void> fsync(int fd, CallOptions o = {}) noexcept;
+detail::TypedCall<void> fdatasync(int fd, CallOptions o = {}) noexcept;
+detail::TypedCall<void*> mmap(void* addr, std::size_t len, int prot, int flags, int fd, off_t offset,
+                              CallOptions o = {}) noexcept;
+detail::TypedCall<void> munmap(void* addr, std::size_t len, CallOptions o = {}) noexcept;
+detail::TypedCall<std::size_t> getdents64(int fd, std::span<std::byte> buf, CallOptions o = {}) noexcept;
+detail::SleepCall nanosleep(std::int64_t ns, CallOptions o = {}) noexcept;
+detail::TypedCall<off_t> lseek(int fd, off_t offset, int whence, CallOptions o = {}) noexcept;
+detail::TypedCall<std::size_t> recv(int fd, std::span<std::byte> buf, int flags = 0, CallOptions o = {}) noexcept;
+detail::TypedCall<std::size_t> send(int fd, std::span<const std::byte> buf, int flags = 0, CallOptions o = {}) noexcept;
+detail::TypedCall<pid_t> getpid(CallOptions o = {}) noexcept;
+detail::TypedCall<pid_t> getppid(CallOptions o = {}) noexcept;
+// Any call by number; the raw result converted: a value, or the error for -errno.
+detail::TypedCall<long> call(long number, std::int64_t a0 = 0, std::int64_t a1 = 0, std::int64_t a2 = 0,
+                             std::int64_t a3 = 0, std::int64_t a4 = 0, std::int64_t a5 = 0, CallOptions o = {}) noexcept;
+
+}  // namespace uipc::sys

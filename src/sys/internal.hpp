@@ -1,0 +1,270 @@
+// src/sys/internal.hpp — the executor's private parts: a registration as the executor sees it
+// (Reg), the execution engine (direct + io_uring), the blocking pool, the shared state.
+//
+// Invariants:
+//  * A Reg's request-ring consumer state (rq, taken) belongs to whoever holds its claim flag;
+//    claiming is an exchange (seq_cst: it acquires the previous holder's release and is ordered
+//    before the holder's load of `closed`, the other half of the Dekker pair in
+//    Registration::close). Execution happens after the claim is released.
+//  * The completion ring's producer (cq) is guarded by cq_mu; the flush and the caller's
+//    wake-up happen under it too, so a deregistering caller that has seen every completion and
+//    then passed cq_mu knows no executor thread touches the Reg any more.
+//  * Credit: a claimant takes a request only if the completion ring will have room for its
+//    completion: taken - (caller's completion head) <= capacity. So neither ring overflows.
+//  * Pool jobs hold a shared_ptr<Reg>; io_uring operations and batches hold raw pointers, which
+//    the deregistration wait (every taken request published) keeps valid.
+// Who may call: the executor's threads (cores, pool workers) and registered callers, each as
+//  described at the function. What blocks: BlockingPool::shutdown (joins); nothing else.
+#pragma once
+
+#include <pthread.h>
+#include <sys/types.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "uipc/notify/counters.hpp"
+#include "uipc/notify/notification.hpp"
+#include "uipc/sys/buffer.hpp"
+#include "uipc/sys/executor.hpp"
+#include "uipc/sys/rights.hpp"
+
+namespace uipc::sys::detail {
+
+// Single-writer counters (a core, a caller thread, a pool worker); anyone may read.
+struct StatCounters {
+  Counter requests, syscalls, uring_ops, uring_enters, pool_jobs, futex_wakes, futex_waits, timer_waits, ticks,
+      batches, rejected, cancels;
+  ExecStats snapshot() const noexcept;
+  void add_to(struct SharedStats& s) const noexcept;
+};
+
+// Many-writer counters (per registration): relaxed fetch_add, once per batch.
+struct SharedStats {
+  std::atomic<std::uint64_t> requests{0}, syscalls{0}, uring_ops{0}, uring_enters{0}, pool_jobs{0}, futex_wakes{0},
+      futex_waits{0}, timer_waits{0}, ticks{0}, batches{0}, rejected{0}, cancels{0};
+  void add(const ExecStats& d) noexcept;
+  ExecStats load() const noexcept;
+};
+
+struct Reg : std::enable_shared_from_this<Reg> {
+  // ---- fixed at registration ----
+  std::uint32_t index = 0;   // table slot; also the slot raised on kernel cores' notifications
+  pthread_t thread{};
+  pid_t tid = 0;
+  std::uint32_t capacity = 0;
+  AllowList allow;
+  SyscallBuffer buffer;
+  RingView<abi::SyscallRequest> rq_view;
+  RingView<abi::SyscallCompletion> cq_view;
+  unsigned owner = 0;                    // affine: the owning core; shared: the home core
+  std::vector<SenderEntry> to_cores;     // one per kernel core
+  SenderEntry to_caller;                 // the reply notification (note §2.1)
+  std::shared_ptr<Notification> caller_notification;  // keeps the caller's word mapped
+
+  // ---- request-ring consumer: the claim holder's ----
+  std::atomic<std::uint32_t> claim{0};
+  EntryConsumer<abi::SyscallRequest> rq;
+  std::uint32_t taken = 0;  // requests taken that owe a completion (same index space as cq)
+
+  // ---- completion-ring producer ----
+  std::mutex cq_mu;
+  EntryProducer<abi::SyscallCompletion> cq;
+  bool signal_owed = false;  // cq_mu: completions published whose wake-up check was put off
+
+  std::atomic<bool> closed{false};      // deregistering: nobody takes requests any more
+  std::atomic<bool> gone{false};        // the executor is shutting down
+  std::atomic<bool> final_done{false};  // the executor will never touch this buffer again
+  std::atomic<bool> broken{false};      // the caller corrupted its request ring: ignored from now on
+
+  // Cancellations that found no pool job yet (the job may still be on its way there); guarded by
+  // the pool's mutex, at most one per call index.
+  std::vector<std::pair<std::uint64_t, int>> pending_cancels;
+
+  SharedStats stats;  // what executors did for this registration
+};
+
+struct Done {
+  Reg* reg;
+  std::uint64_t id;
+  std::int64_t result;
+};
+
+// Publishes completions for one registration (under cq_mu), flushes, and wakes the caller if it
+// armed its completion waiter. Counts the wake in `st` and `nc`. With defer_signal the flush is
+// put off (signal_owed): a kernel core that is about to take more of the same buffer's requests
+// wakes a sleeping caller once, when it runs out of them (flush_owed), not after every batch.
+void publish(Reg& r, const Done* d, std::size_t n, StatCounters& st, Counters& nc, bool defer_signal = false) noexcept;
+void flush_owed(Reg& r, StatCounters& st, Counters& nc) noexcept;
+// Publishes a run of completions that may belong to several registrations.
+void publish_all(std::vector<Done>& out, StatCounters& st, Counters& nc) noexcept;
+
+// A blocking-pool job.
+struct Job {
+  std::shared_ptr<Reg> reg;
+  abi::SyscallRequest rq;
+  std::int64_t partial = 0;             // bytes a write already moved before it came here
+  bool plain = false;                   // run the call as is (no interruptible form, or a file)
+  std::atomic<int> cancel_reason{0};    // set under the pool's mutex; read by the worker
+};
+
+class BlockingPool {
+ public:
+  BlockingPool(unsigned start_threads, unsigned max_threads);
+  ~BlockingPool();
+  // Runs the job on a pool thread; its completion is published there. After shutdown, or when
+  // a cancellation is already pending for it, it completes at once.
+  void submit(std::unique_ptr<Job> job);
+  // Cancels the call `id` of `r`: a queued job completes with -reason now, a running one is
+  // interrupted (if its call can be); otherwise the cancellation is remembered for a job that
+  // may still be on its way.
+  void cancel(Reg& r, std::uint64_t id, int reason);
+  // Cancels every job of `r` (deregistration).
+  void cancel_all(Reg& r, int reason);
+  // Cancels everything with -reason, stops and joins the threads. Later submits complete at once.
+  void shutdown(int reason);
+  ExecStats stats() const;
+
+ private:
+  struct Worker {
+    std::thread thread;
+    int efd = -1;           // the worker's interrupt: written to cancel its running job
+    Job* current = nullptr; // guarded by mu_
+    bool dirty = false;     // efd may hold a stale count (guarded by mu_)
+    StatCounters st;
+    Counters nc;
+  };
+  bool spawn_locked();
+  void worker_main(Worker* w);
+  std::int64_t run(Job& j, Worker& w);
+  void complete(Job& j, std::int64_t result, StatCounters& st, Counters& nc);
+  static bool take_pending_cancel(Reg& r, std::uint64_t id, int* reason);
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Job*> queue_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  unsigned idle_ = 0;
+  unsigned max_threads_;
+  bool stop_ = false;
+  int stop_reason_ = 0;
+  StatCounters inline_st_;  // completions published by submit()/cancel() callers (mu_ held)
+  Counters inline_nc_;
+  ExecStats retired_;       // workers joined by shutdown()
+};
+
+struct CoreState {
+  unsigned index = 0;
+  int cpu = -1;
+  std::shared_ptr<Notification> notif;  // the kernel's U-notification for this core
+  int timerfd = -1;                     // tick mode
+  bool timer_armed = false;             // guarded by the big lock
+  StatCounters st;
+  Counters nc;
+  std::thread thread;
+};
+
+struct ExecState {
+  ExecutorOptions opts;
+  Backend backend = Backend::direct;
+  std::mutex big_lock;                         // the configuration table's big lock (note §2.3)
+  std::vector<std::shared_ptr<Reg>> table;     // index = Reg::index; nullptr: free
+  std::vector<unsigned> core_load;             // affine: registrations per core (big lock)
+  std::atomic<std::uint64_t> generation{0};    // bumped (under the big lock) on every table change
+  std::vector<std::unique_ptr<CoreState>> cores;
+  std::atomic<std::uint64_t> sleeping{0};      // bit c: core c is asleep (a hint for shared wake-ups)
+  std::atomic<bool> stopping{false};
+  bool stopped = false;                        // big lock
+  std::unique_ptr<BlockingPool> pool;
+
+  explicit ExecState(const ExecutorOptions& o);
+  ~ExecState();
+  void wake_core(CoreState& c) noexcept;       // any thread: service flag / timerfd
+};
+
+// Executes requests: direct system calls, io_uring, the blocking pool. One per executing thread
+// (a kernel core, or a caller thread in shared/local placement); not thread-safe.
+class Engine {
+ public:
+  Engine(ExecState& st, StatCounters& stats, bool use_uring);
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // Executes `rq` (allowed, well-formed) for `r`: an immediate result goes to `out`; io_uring
+  // and pool work completes later (reap(), the pool).
+  void execute(Reg& r, const abi::SyscallRequest& rq, std::vector<Done>& out);
+  // Submits the SQEs queued since the last call (one io_uring_enter) and reaps what is ready.
+  void submit(std::vector<Done>& out);
+  // Reaps ready CQEs without entering the kernel.
+  void reap(std::vector<Done>& out);
+  unsigned outstanding() const noexcept;
+
+  struct Uring;
+
+ private:
+  std::int64_t sys(long n, std::int64_t a0 = 0, std::int64_t a1 = 0, std::int64_t a2 = 0, std::int64_t a3 = 0,
+                   std::int64_t a4 = 0, std::int64_t a5 = 0) noexcept;
+  void to_pool(Reg& r, const abi::SyscallRequest& rq, bool plain, std::int64_t partial = 0);
+  // read/write/readv/writev (and preadv2/pwritev2 at the file position) after RWF_NOWAIT said
+  // "would block" or "not supported" (result e).
+  void rw_slow(Reg& r, const abi::SyscallRequest& rq, std::int64_t e, std::vector<Done>& out, bool allow_uring);
+  // A read/write result: a short write on a pipe or socket continues in the pool (a blocking
+  // write would have waited for the rest).
+  void rw_done(Reg& r, const abi::SyscallRequest& rq, std::int64_t res, std::vector<Done>& out);
+  // Whether reads and writes on fd may wait indefinitely (pipe, socket, terminal ...); -errno
+  // if fstat fails.
+  int fd_may_block(std::int64_t fd);
+  bool uring_prep(Reg* r, const abi::SyscallRequest& rq, bool nowait);
+  void submit_sq();
+  void handle_cqe(std::uint64_t data, std::int32_t res, std::vector<Done>& out);
+  void ensure_uring();
+
+  ExecState& st_;
+  StatCounters& stats_;
+  bool want_uring_;
+  std::unique_ptr<Uring> uring_;
+  bool uring_tried_ = false;
+};
+
+// Takes up to `max` requests from `r` (which the caller has claimed): well-formed, allowed ones
+// go to `batch`, cancellations too (in order); malformed and refused ones are completed into
+// `out` at once. Returns the number of entries popped.
+unsigned pop_requests(Reg& r, unsigned max, std::vector<abi::SyscallRequest>& batch, std::vector<Done>& out,
+                      StatCounters& st) noexcept;
+
+// What serve() found.
+enum class Served : std::uint8_t { idle, worked, contended };
+
+// One claimant's turn on one buffer: claim, pop (up to max; `share` > 1 splits what is queued
+// among that many claimants), release, execute, publish. Used by kernel cores and by callers.
+// `coalesce`: the claimant is the buffer's only kernel core and will come back to it (affine),
+// so a sleeping caller need not be woken while requests remain queued.
+Served serve(ExecState& st, Reg& r, Engine& eng, unsigned max, unsigned share,
+             StatCounters& stc, Counters& nc, std::vector<abi::SyscallRequest>& batch, std::vector<Done>& out,
+             bool coalesce = false);
+
+// Stops the executor (Executor::shutdown): cores, pool, final drain, callers told.
+void shutdown_state(ExecState& st) noexcept;
+
+bool try_claim(Reg& r) noexcept;
+void release_claim(Reg& r) noexcept;
+
+// Copies between this process's memory and a pointer from a request without trusting it:
+// process_vm_readv/writev on ourselves. 0 or -errno (-EFAULT for a bad pointer).
+std::int64_t safe_read(void* dst, std::int64_t user_src, std::size_t n, StatCounters& st) noexcept;
+std::int64_t safe_write(std::int64_t user_dst, const void* src, std::size_t n, StatCounters& st) noexcept;
+
+// The raw system call: returns the value or -errno, leaves errno alone.
+std::int64_t raw_syscall(long n, std::int64_t a0, std::int64_t a1, std::int64_t a2, std::int64_t a3, std::int64_t a4,
+                         std::int64_t a5) noexcept;
+
+std::uint64_t now_ns() noexcept;
+
+}  // namespace uipc::sys::detail

@@ -1,0 +1,338 @@
+// tests/unit/report_test.cpp — `uipc report`: parsing JSON lines (bad lines skipped and counted),
+// the Markdown tables and ratios, the ReL4 comparison, the headline, the plot data and script,
+// and the files write_report makes with and without gnuplot.  Fixtures: tests/data/report/.
+//
+// The unit-test executable does not build bench/, so this file compiles the report code itself
+// (bench/ is on the include path); report.cpp uses nothing else from bench/.
+#include "report.cpp"
+
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+namespace uipc::bench::report {
+namespace {
+
+namespace fs = std::filesystem;
+
+const fs::path kData = fs::path(__FILE__).parent_path().parent_path() / "data" / "report";
+
+Dataset load(const std::string& file) {
+  Dataset d;
+  std::ifstream in(kData / file);
+  EXPECT_TRUE(in) << (kData / file);
+  read_jsonl(in, file, d);
+  finish(d);
+  return d;
+}
+
+std::string slurp(const fs::path& p) {
+  std::ifstream in(p);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// A fresh directory under the temp dir, removed at the end of the test.
+struct TempDir {
+  fs::path path = fs::temp_directory_path() / ("uipc-report-test-" + std::to_string(getpid()) + "-" +
+                                               ::testing::UnitTest::GetInstance()->current_test_info()->name());
+  TempDir() { fs::remove_all(path); }
+  ~TempDir() { fs::remove_all(path); }
+};
+
+#define EXPECT_CONTAINS(haystack, needle) EXPECT_NE((haystack).find(needle), std::string::npos) << "missing: " << (needle)
+
+TEST(Report, ReadsGoodLinesAndCountsBadOnes) {
+  Dataset d;
+  std::ifstream in(kData / "sample.jsonl");
+  std::vector<BadLine> warned;
+  read_jsonl(in, "sample.jsonl", d, [&](const BadLine& b) { warned.push_back(b); });
+  EXPECT_EQ(d.lines, 20u);  // 21 lines, one blank
+  ASSERT_EQ(d.bad.size(), 2u);
+  ASSERT_EQ(warned.size(), 2u);
+  EXPECT_EQ(d.bad[0].where, "sample.jsonl:14");
+  EXPECT_EQ(d.bad[0].reason.rfind("not valid JSON: ", 0), 0u) << d.bad[0].reason;
+  EXPECT_EQ(d.bad[1].where, "sample.jsonl:15");
+  EXPECT_EQ(d.bad[1].reason, "missing field(s): p99_ns");
+  EXPECT_EQ(d.records.size(), 18u);
+  finish(d);
+  EXPECT_EQ(d.records.size(), 17u);  // the older sync@1 line is superseded
+  EXPECT_EQ(d.superseded, 1u);
+  const auto idle = std::find_if(d.records.begin(), d.records.end(), [](const Record& r) { return r.is_idle(); });
+  ASSERT_NE(idle, d.records.end());
+  EXPECT_EQ(idle->kernel_entries, 3u);
+  EXPECT_EQ(idle->source, "sample.jsonl:17");
+}
+
+TEST(Report, ParseLineRejectsWithOneLineReasons) {
+  auto reason = [](std::string_view line) {
+    auto r = parse_line(line);
+    return std::holds_alternative<std::string>(r) ? std::get<std::string>(r) : std::string("accepted");
+  };
+  EXPECT_EQ(reason("[1,2]"), "not a JSON object but array");
+  EXPECT_EQ(reason("{}").rfind("missing field(s): scenario, mode, note,", 0), 0u);
+  std::ifstream in(kData / "sample.jsonl");
+  std::string good;
+  std::getline(in, good);
+  EXPECT_EQ(reason(good), "accepted");
+  auto with = [&](const std::string& field, const std::string& value) {
+    auto j = nlohmann::json::parse(good);
+    j[field] = nlohmann::json::parse(value);
+    return reason(j.dump());
+  };
+  EXPECT_EQ(with("ops_per_s", "null"), "field 'ops_per_s' is null, not a non-negative number");
+  EXPECT_EQ(with("p50_ns", "-1"), "field 'p50_ns' is negative, not a non-negative number");
+  EXPECT_EQ(with("inflight", "\"many\""), "field 'inflight' is string, not a non-negative integer");
+  EXPECT_EQ(with("inflight", "0"), "field 'inflight' is 0 (only the async-idle line may have 0)");
+  EXPECT_EQ(with("mode", "\"\""), "field 'mode' is empty");
+  EXPECT_EQ(with("calls_per_op", "0"), "field 'calls_per_op' is 0");
+  EXPECT_EQ(with("caller_kernel_entries_per_op", "null"), "accepted");  // optional: null = not measured
+  EXPECT_EQ(with("caller_kernel_entries_per_op", "\"x\""), "field 'caller_kernel_entries_per_op' is string, not a non-negative number");
+  EXPECT_EQ(reason(std::string(2u << 20, ' ')), "line longer than 1 MiB");
+}
+
+TEST(Report, CrlfAndBlankLinesAndLaterDuplicateWins) {
+  std::ifstream in(kData / "sample.jsonl");
+  std::string first;
+  std::getline(in, first);  // sync@1, 1,000,000 ops/s, 11:00
+  std::istringstream two(first + "\r\n\r\n  \n" + first + "\r\n");
+  Dataset d;
+  read_jsonl(two, "two", d);
+  EXPECT_EQ(d.lines, 2u);
+  EXPECT_TRUE(d.bad.empty());
+  finish(d);
+  ASSERT_EQ(d.records.size(), 1u);
+  EXPECT_EQ(d.records[0].source, "two:4");  // same timestamp: the later line
+  EXPECT_EQ(d.superseded, 1u);
+}
+
+TEST(Report, Formatting) {
+  EXPECT_EQ(fmt_rate(1234567.8), "1,234,568");
+  EXPECT_EQ(fmt_rate(999), "999");
+  EXPECT_EQ(fmt_ns(83.3), "83 ns");
+  EXPECT_EQ(fmt_ns(1234), "1.23 µs");
+  EXPECT_EQ(fmt_ns(0), "-");
+  EXPECT_EQ(fmt_ratio(0.5), "0.50×");
+  EXPECT_EQ(fmt_ratio(20), "20.0×");
+  EXPECT_EQ(fmt_ratio(0.0123), "0.012×");
+  EXPECT_EQ(fmt_kernel(0), "0");
+  EXPECT_EQ(fmt_kernel(2.5), "2.500");
+  EXPECT_EQ(fmt_kernel(0.001), "0.0010");
+  EXPECT_EQ(fmt_kernel(0.000026), "0.000026");
+  EXPECT_EQ(fmt_pct(0.02), "0.020%");
+  EXPECT_TRUE(mode_before("async", "async-hybrid-affine-direct"));
+  EXPECT_TRUE(mode_before("async-x", "sync"));
+  EXPECT_TRUE(mode_before("sync", "ring"));
+  EXPECT_TRUE(mode_before("pipe", "zzz"));
+}
+
+TEST(Report, GroupsRatiosCrossover) {
+  const Dataset d = load("sample.jsonl");
+  const auto gs = groups(d);
+  ASSERT_EQ(gs.size(), 2u);
+  EXPECT_EQ(gs[0].title(), "IPC, 64-byte messages");
+  EXPECT_EQ(gs[0].slug(), "ipc-64B");
+  EXPECT_EQ(gs[0].modes, (std::vector<std::string>{"async", "sync", "ring", "uds-epoll"}));
+  EXPECT_EQ(gs[0].inflights, (std::vector<std::uint64_t>{1, 32, 64}));
+  EXPECT_EQ(gs[1].title(), "System calls: mmap, 4096 bytes");
+  EXPECT_DOUBLE_EQ(*ratio(gs[0], "async", "sync", 64), 6.0);
+  EXPECT_FALSE(ratio(gs[0], "async", "pipe", 64));
+  EXPECT_EQ(crossover(gs[0], "async", "sync"), 32u);
+  EXPECT_EQ(crossover(gs[0], "async", "uds-epoll"), 1u);
+  EXPECT_FALSE(crossover(gs[0], "async", "ring"));
+  EXPECT_EQ(crossover(gs[1], "async-hybrid-affine-io_uring", "sync"), 32u);
+}
+
+TEST(Report, MarkdownTablesAndReferenceComparison) {
+  const Dataset d = load("sample.jsonl");
+  const std::string md = render_markdown(d);
+  // Every number below comes from tests/data/report/sample.jsonl.
+  EXPECT_CONTAINS(md, "20 lines read, 17 used, 2 skipped (malformed or incomplete), 1 superseded");
+  EXPECT_CONTAINS(md, "| CPU | Test CPU @ 2.0GHz |");
+  EXPECT_CONTAINS(md, "| threads | client on CPU 0, server on CPU 1 |");
+  EXPECT_CONTAINS(md, "| mode | 1 | 32 | 64 |\n|---|---:|---:|---:|\n| async | 2,000,000 | 9,000,000 | 12,000,000 |\n"
+                      "| sync | 4,000,000 | 3,000,000 | 2,000,000 |\n");
+  EXPECT_CONTAINS(md, "| async | 500 ns | 111 ns | 83 ns |");                 // cost per call
+  EXPECT_CONTAINS(md, "| async | 0.500 | 0.0010 | 0.000020 |");               // kernel entries per call
+  EXPECT_CONTAINS(md, "| async ÷ sync | 0.50× | 3.00× | 6.00× |");
+  EXPECT_CONTAINS(md, "| async ÷ ring | 0.40× | 0.45× | 0.50× |");
+  EXPECT_CONTAINS(md, "| async ÷ uds-epoll | 40.0× | 22.5× | 20.0× |");
+  EXPECT_CONTAINS(md, "- async vs sync: 32 in flight\n");
+  EXPECT_CONTAINS(md, "| async ÷ sync, 64 in flight | 6.00× |");
+  EXPECT_CONTAINS(md, "| idle CPU, async client + server | 0.020% of one core |");
+  EXPECT_CONTAINS(md, "| IPC, 1 in flight: async ÷ sync | 0.77× (no fast path) / 0.29× (fast path) | 0.50× |");
+  EXPECT_CONTAINS(md, "| IPC, 32 in flight: async ÷ sync | 4.7× (no fast path) / 1.8× (fast path) | 3.00× |");
+  EXPECT_CONTAINS(md, "| IPC crossover: async at least as fast as sync from | 8 in flight (against the fast path) | 32 in flight |");
+  EXPECT_CONTAINS(md, "| system calls (map+unmap): async at least as fast as sync from | between 16 and 32 in flight | "
+                      "32 in flight (async-hybrid-affine-io_uring; workload mmap, 4096 bytes) |");
+  EXPECT_CONTAINS(md, "| system calls, best async ÷ sync | 1.55× at 512 in flight | 1.50× at 32 in flight "
+                      "(async-hybrid-affine-io_uring; workload mmap, 4096 bytes) |");
+  // Per system call: caller entries 0.2 and 0.1 per op of 2 calls.
+  EXPECT_CONTAINS(md, "| kernel entries per async system call | 0.025–0.144 (never 0) | 0.050–0.100 for async-hybrid-affine-io_uring "
+                      "(the best async ÷ sync above), 0.050–0.100 over every async mode and in-flight count (the caller's own "
+                      "kernel entries) |");
+  EXPECT_CONTAINS(md, "| idle runtime | spins in a seL4_Yield loop; never sleeps | 0.020% of one core over 1.00 s, 3 kernel entries |");
+  EXPECT_CONTAINS(md, "| async never slower than sync (crossover at 1) | not met: lowest async ÷ sync is 0.50× at 1 in flight |");
+  EXPECT_CONTAINS(md, "## System calls: mmap, 4096 bytes\n\n4 scenarios. Rows: modes; columns: operations kept in flight. "
+                      "One operation is 2 system calls.");
+  EXPECT_CONTAINS(md, "### The caller's own kernel entries per operation");
+  EXPECT_CONTAINS(md, "| async-hybrid-affine-io_uring ÷ sync | 0.80× | 1.50× |");
+  EXPECT_CONTAINS(md, "2 lines were skipped:\n\n- `sample.jsonl:14`: not valid JSON: ");
+  EXPECT_CONTAINS(md, "- `sample.jsonl:15`: missing field(s): p99_ns\n");
+  EXPECT_EQ(md.find("pipe |"), std::string::npos);  // the only pipe lines were bad
+  EXPECT_EQ(render_markdown(d), md);                  // deterministic
+}
+
+TEST(Report, ThirtyTwoNotMeasuredShowsTheNeighbours) {
+  Dataset d;
+  std::ifstream in(kData / "sample.jsonl");
+  std::string line, kept;
+  for (std::getline(in, line); std::getline(in, line);)
+    if (line.find("\"inflight\":32,") == std::string::npos) kept += line + "\n";
+  std::istringstream s(kept);
+  read_jsonl(s, "no32", d);
+  finish(d);
+  EXPECT_CONTAINS(render_markdown(d), "| IPC, 32 in flight: async ÷ sync | 4.7× (no fast path) / 1.8× (fast path) | "
+                                      "32 in flight not measured (0.50× at 1, 6.00× at 64) |");
+}
+
+TEST(Report, Headline) {
+  const Dataset d = load("sample.jsonl");
+  const Headline h = headline(d, 64);
+  EXPECT_EQ(h.msg_bytes, 64u);
+  EXPECT_DOUBLE_EQ(*h.async_sync_1, 0.5);
+  EXPECT_DOUBLE_EQ(*h.async_sync_hi, 6.0);
+  EXPECT_DOUBLE_EQ(*h.async_ring_hi, 0.5);
+  EXPECT_DOUBLE_EQ(*h.async_uds_epoll_hi, 20.0);
+  EXPECT_DOUBLE_EQ(*h.async_kernel_hi, 0.00002);
+  EXPECT_DOUBLE_EQ(*h.sync_kernel_hi, 2.5);
+  EXPECT_NEAR(*h.idle_pct, 0.02, 1e-12);
+  const std::string t = headline_text(h);
+  EXPECT_CONTAINS(t, "Headline (64-byte messages, ");
+  EXPECT_CONTAINS(t, "  async / sync, 1 in flight                  0.50x\n");
+  EXPECT_CONTAINS(t, "  async / sync, 64 in flight                 6.00x\n");
+  EXPECT_CONTAINS(t, "  async / ring, 64 in flight                 0.50x\n");
+  EXPECT_CONTAINS(t, "  async / uds-epoll, 64 in flight            20.0x\n");
+  EXPECT_CONTAINS(t, "  kernel entries per call, 64 in flight      async 0.000020, sync 2.500\n");
+  EXPECT_CONTAINS(t, "  idle CPU, async client + server            0.020% of one core\n");
+  // A baseline that completed nothing (possible in a sanitizer build's short runs): no ratio, and why.
+  Dataset zero;
+  std::ifstream in(kData / "sample.jsonl");
+  std::string kept;
+  for (std::string line; std::getline(in, line);) {
+    if (line.find("\"mode\":\"sync\",\"inflight\":64,") != std::string::npos) {
+      auto j = nlohmann::json::parse(line);
+      j["ops_per_s"] = 0.0;
+      j["ops"] = 0;
+      line = j.dump();
+    }
+    kept += line + "\n";
+  }
+  std::istringstream zs(kept);
+  read_jsonl(zs, "zero", zero);
+  finish(zero);
+  const Headline hz = headline(zero, 64);
+  EXPECT_FALSE(hz.async_sync_hi);
+  EXPECT_CONTAINS(headline_text(hz), "  async / sync, 64 in flight                 n/a: sync completed no calls\n");
+  EXPECT_CONTAINS(headline_text(hz), "  kernel entries per call, 64 in flight      async 0.000020, sync n/a (no calls completed)\n");
+  EXPECT_CONTAINS(render_markdown(zero), "| async ÷ sync, 64 in flight | n/a: sync completed no calls |");
+
+  const Headline none = headline(Dataset{}, 64);
+  EXPECT_FALSE(none.any());
+  EXPECT_CONTAINS(headline_text(none), "async / sync, 64 in flight                 not measured");
+}
+
+TEST(Report, PlotDataAndScript) {
+  const Dataset d = load("sample.jsonl");
+  const PlotData pd = plot_specs(d);
+  ASSERT_EQ(pd.plots.size(), 3u);
+  EXPECT_EQ(pd.plots[0].stem, "cost-ipc-64B");
+  EXPECT_EQ(pd.plots[1].stem, "throughput-ipc-64B");
+  EXPECT_EQ(pd.plots[2].stem, "cost-sys-mmap-4096B");
+  ASSERT_TRUE(pd.files.count("data/ipc-64B-async.dat"));
+  EXPECT_CONTAINS(pd.files.at("data/ipc-64B-async.dat"), "\n64 12000000 83.3333333 2e-05 NaN 1000 2000\n");
+  // sys: per system call (calls_per_op 2): 1e9/750000/2 ns, 2.5/2 entries, caller 0.1/2.
+  EXPECT_CONTAINS(pd.files.at("data/sys-mmap-4096B-async-hybrid-affine-io_uring.dat"), "\n32 750000 666.666667 1.25 0.05 3000 9000\n");
+  EXPECT_CONTAINS(pd.script, "set terminal @png_terminal\nset output \"cost-ipc-64B.png\"\n");
+  EXPECT_CONTAINS(pd.script, "set output \"cost-ipc-64B.svg\"\nreplot\n");
+  EXPECT_CONTAINS(pd.script, "\"data/ipc-64B-sync.dat\" using 1:4 axes x1y2");
+  EXPECT_CONTAINS(pd.script, "set logscale x 2\n");
+  // Cost axis of the IPC plot: 83..500 ns, widened by 1.25 each way, labelled 1-2-5.
+  EXPECT_CONTAINS(pd.script, "set ytics (\"100 ns\" 100, \"200 ns\" 200, \"500 ns\" 500)\n");
+  EXPECT_CONTAINS(pd.script, "pngcairo");
+  EXPECT_TRUE(plot_specs(Dataset{}).plots.empty());
+}
+
+TEST(Report, OnlyBadLinesGiveAnEmptyReportWithoutError) {
+  const Dataset d = load("all_bad.jsonl");
+  EXPECT_EQ(d.lines, 4u);
+  EXPECT_EQ(d.bad.size(), 4u);
+  EXPECT_TRUE(d.records.empty());
+  const std::string md = render_markdown(d);
+  EXPECT_CONTAINS(md, "4 lines read, 0 used, 4 skipped");
+  EXPECT_CONTAINS(md, "No valid result lines in the input: there is nothing to tabulate.");
+  EXPECT_CONTAINS(md, "4 lines were skipped:");
+  EXPECT_CONTAINS(md, "- `all_bad.jsonl:4`: missing field(s): ");
+  EXPECT_EQ(md.find("## Machine"), std::string::npos);
+  EXPECT_EQ(md.find("Plots"), std::string::npos);
+
+  TempDir dir;
+  WriteOptions wo;
+  const WriteResult w = write_report(d, dir.path.string(), wo);  // no plots to draw: gnuplot never runs
+  EXPECT_TRUE(w.plot_files.empty());
+  EXPECT_TRUE(w.plots_note.empty());
+  EXPECT_EQ(slurp(w.report_md), md);
+  EXPECT_FALSE(fs::exists(dir.path / "plots.gp"));
+}
+
+TEST(Report, WithoutGnuplotTheReportSaysSo) {
+  const Dataset d = load("sample.jsonl");
+  TempDir dir;
+  WriteOptions wo;
+  wo.gnuplot = "/nonexistent/gnuplot";
+  const WriteResult w = write_report(d, dir.path.string(), wo);
+  EXPECT_TRUE(w.plot_files.empty());
+  EXPECT_CONTAINS(w.plots_note, "/nonexistent/gnuplot was not found");
+  const std::string md = slurp(w.report_md);
+  EXPECT_CONTAINS(md, "> **Plots:** not drawn: /nonexistent/gnuplot was not found");
+  EXPECT_CONTAINS(md, "*Plot not drawn: IPC cost per call vs calls in flight");
+  EXPECT_CONTAINS(md, "| async ÷ sync | 0.50× | 3.00× | 6.00× |");
+  EXPECT_TRUE(fs::exists(dir.path / "plots.gp"));
+  EXPECT_TRUE(fs::exists(dir.path / "data" / "ipc-64B-async.dat"));
+
+  wo.plots = false;
+  const WriteResult off = write_report(d, dir.path.string(), wo);
+  EXPECT_CONTAINS(off.plots_note, "plots were turned off");
+
+  // Rewriting the directory with no valid lines leaves nothing of the earlier report behind.
+  const WriteResult empty = write_report(load("all_bad.jsonl"), dir.path.string(), wo);
+  EXPECT_FALSE(fs::exists(dir.path / "plots.gp"));
+  EXPECT_FALSE(fs::exists(dir.path / "data" / "ipc-64B-async.dat"));
+  EXPECT_CONTAINS(slurp(empty.report_md), "No valid result lines");
+}
+
+TEST(Report, WithGnuplotDrawsPngAndSvg) {
+  if (find_program("gnuplot").empty()) GTEST_SKIP() << "gnuplot is not installed";
+  const Dataset d = load("sample.jsonl");
+  TempDir dir;
+  const WriteResult w = write_report(d, dir.path.string());
+  EXPECT_TRUE(w.plots_note.empty()) << w.plots_note << "\n" << slurp(dir.path / "gnuplot.log");
+  EXPECT_EQ(w.plot_files.size(), 6u);
+  for (const auto& f : w.plot_files) EXPECT_GT(fs::file_size(f), 1000u) << f;
+  std::ifstream png(dir.path / "cost-ipc-64B.png", std::ios::binary);
+  char magic[4] = {};
+  png.read(magic, 4);
+  EXPECT_EQ(std::string(magic + 1, 3), "PNG");
+  const std::string md = slurp(w.report_md);
+  EXPECT_CONTAINS(md, "![IPC cost per call vs calls in flight, async vs sync (IPC, 64-byte messages)](cost-ipc-64B.png)");
+  EXPECT_EQ(md.find("Plot not drawn"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace uipc::bench::report

@@ -1,0 +1,256 @@
+// One conformance suite, run for every wake mode × placement × backend (issue 3 §7): typed
+// calls against their synchronous twins, many calls in flight, a blocking call that must not
+// delay the others, a timeout on a blocked read, rights, and a clean deregistration.
+#include <gtest/gtest.h>
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "uipc/sys/syscall.hpp"
+
+using namespace uipc;
+using namespace uipc::sys;
+
+namespace {
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__) || !defined(__OPTIMIZE__)
+constexpr int kScale = 4;  // sanitizer and debug builds: a quarter of the work
+#else
+constexpr int kScale = 1;
+#endif
+
+std::span<std::byte> bytes(void* p, std::size_t n) { return {static_cast<std::byte*>(p), n}; }
+std::span<const std::byte> cbytes(const void* p, std::size_t n) { return {static_cast<const std::byte*>(p), n}; }
+
+struct TempFile {
+  std::string path;
+  int fd = -1;
+  explicit TempFile(std::size_t size) {
+    char tmpl[] = "/tmp/uipc-sys-XXXXXX";
+    fd = ::mkstemp(tmpl);
+    path = tmpl;
+    std::vector<char> data(size);
+    for (std::size_t i = 0; i < size; ++i) data[i] = static_cast<char>('a' + i % 26);
+    if (::write(fd, data.data(), size) != static_cast<ssize_t>(size)) std::abort();
+  }
+  ~TempFile() {
+    ::close(fd);
+    ::unlink(path.c_str());
+  }
+};
+
+using Combo = std::tuple<WakeMode, Placement, Backend>;
+
+class Conformance : public ::testing::TestWithParam<Combo> {
+ protected:
+  void SetUp() override {
+    auto [wake, placement, backend] = GetParam();
+    if (backend == Backend::io_uring && !Executor::io_uring_available()) GTEST_SKIP() << "io_uring unavailable here";
+    ExecutorOptions o;
+    o.wake = wake;
+    o.placement = placement;
+    o.backend = backend;
+    o.cores = 1;
+    o.tick_ns = 200'000;  // keeps tick-mode round trips short
+    auto ex = Executor::create(o);
+    ASSERT_TRUE(ex) << ex.error().message();
+    ex_ = std::move(ex.value());
+    auto r = configure_async_syscall(rt_, *ex_, {});
+    ASSERT_TRUE(r) << r.error().message();
+    reg_ = std::move(r.value());
+  }
+  void TearDown() override {
+    reg_.reset();
+    if (ex_) EXPECT_EQ(ex_->registrations(), 0u);
+  }
+  template <class T>
+  T run(Task<T> t) {
+    return rt_.block_on(std::move(t));
+  }
+
+  Runtime rt_;
+  std::unique_ptr<Executor> ex_;
+  std::unique_ptr<Registration> reg_;
+};
+
+TEST_P(Conformance, TypedCallsMatchTheirSynchronousTwins) {
+  TempFile f(10000);
+  run([&]() -> Task<void> {
+    // pread vs ::pread
+    char a[4096], b[4096];
+    auto n = co_await sys::pread(f.fd, bytes(a, sizeof a), 100);
+    EXPECT_TRUE(n) << n.error().message();
+    EXPECT_EQ(::pread(f.fd, b, sizeof b, 100), static_cast<ssize_t>(n ? n.value() : 0));
+    EXPECT_EQ(std::memcmp(a, b, sizeof a), 0);
+    // pwrite, read back synchronously
+    const char msg[] = "hello, kernel";
+    auto w = co_await sys::pwrite(f.fd, cbytes(msg, sizeof msg), 5000);
+    EXPECT_TRUE(w && w.value() == sizeof msg);
+    char back[sizeof msg];
+    EXPECT_EQ(::pread(f.fd, back, sizeof back, 5000), static_cast<ssize_t>(sizeof back));
+    EXPECT_EQ(std::memcmp(back, msg, sizeof msg), 0);
+    // openat + fstat vs ::fstat + read at the file position + close
+    auto fd = co_await sys::openat(AT_FDCWD, f.path.c_str(), O_RDONLY);
+    EXPECT_TRUE(fd) << fd.error().message();
+    if (!fd) co_return;
+    auto st = co_await sys::fstat(fd.value());
+    struct stat sb {};
+    ::fstat(fd.value(), &sb);
+    EXPECT_TRUE(st);
+    if (st) {
+      EXPECT_EQ(st.value().st_ino, sb.st_ino);
+      EXPECT_EQ(st.value().st_size, sb.st_size);
+      EXPECT_EQ(st.value().st_mode, sb.st_mode);
+      EXPECT_EQ(st.value().st_dev, sb.st_dev);
+    }
+    auto r1 = co_await sys::read(fd.value(), bytes(a, 10));
+    auto r2 = co_await sys::read(fd.value(), bytes(a + 10, 10));
+    EXPECT_TRUE(r1 && r2 && r1.value() == 10 && r2.value() == 10);
+    EXPECT_EQ(std::memcmp(a, "abcdefghijklmnopqrst", 20), 0);
+    EXPECT_EQ(::lseek(fd.value(), 0, SEEK_CUR), 20);
+    EXPECT_TRUE(co_await sys::fsync(f.fd));
+    EXPECT_TRUE(co_await sys::close(fd.value()));
+    auto bad = co_await sys::close(fd.value());
+    EXPECT_EQ(bad.error(), std::errc::bad_file_descriptor);
+    // mmap + munmap
+    auto m = co_await sys::mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    EXPECT_TRUE(m);
+    if (m) {
+      static_cast<char*>(m.value())[100] = 7;
+      EXPECT_TRUE(co_await sys::munmap(m.value(), 4096));
+    }
+    // identity
+    auto pp = co_await sys::getppid();
+    EXPECT_TRUE(pp && pp.value() == ::getppid());
+    auto tid = co_await sys::call(SYS_gettid);
+    EXPECT_TRUE(tid && tid.value() == ::gettid());  // the registered thread's id, not the executor's
+    // errors come back as error codes
+    auto enoent = co_await sys::openat(AT_FDCWD, "/nonexistent/uipc", O_RDONLY);
+    EXPECT_EQ(enoent.error(), std::errc::no_such_file_or_directory);
+    auto efault = co_await sys::pread(f.fd, bytes(reinterpret_cast<void*>(8), 100), 0);
+    EXPECT_EQ(efault.error(), std::errc::bad_address);
+  }());
+}
+
+TEST_P(Conformance, ManyCallsInFlightEachGetsItsOwnResult) {
+  TempFile f(64 * 1024);
+  const int per = 200 / kScale;
+  int ok = 0, bad = 0;
+  auto worker = [&](int w) -> Task<void> {
+    char buf[64];
+    for (int i = 0; i < per; ++i) {
+      const off_t off = ((w * 131 + i * 17) % 1000) * 64;
+      auto r = co_await sys::pread(f.fd, bytes(buf, sizeof buf), off);
+      bool good = r && r.value() == sizeof buf;
+      for (std::size_t k = 0; good && k < sizeof buf; ++k) good = buf[k] == static_cast<char>('a' + (off + k) % 26);
+      auto p = co_await sys::getppid();
+      good = good && p && p.value() == ::getppid();
+      (good ? ok : bad)++;
+    }
+  };
+  for (int w = 0; w < 64; ++w) rt_.spawn(worker(w));
+  rt_.run();
+  EXPECT_EQ(bad, 0);
+  EXPECT_EQ(ok, 64 * per);
+  EXPECT_EQ(reg_->in_flight(), 0u);
+}
+
+TEST_P(Conformance, ABlockedCallDoesNotDelayTheOthers) {
+  int p[2];
+  ASSERT_EQ(::pipe(p), 0);
+  bool read_done = false;
+  int others_done_before_read = 0;
+  char got[8] = {};
+  // Named lambdas: a coroutine lambda's captures live in the lambda object, which must outlive it.
+  auto reader = [&]() -> Task<void> {
+    auto r = co_await sys::read(p[0], bytes(got, 5));  // blocks in the pool until the write
+    EXPECT_TRUE(r && r.value() == 5) << (r ? "short" : r.error().message());
+    read_done = true;
+  };
+  auto others = [&]() -> Task<void> {
+    for (int i = 0; i < 100 / kScale; ++i) {
+      auto r = co_await sys::getpid();
+      EXPECT_TRUE(r);
+      if (!read_done) ++others_done_before_read;
+    }
+    auto w = co_await sys::write(p[1], cbytes("world", 5));
+    EXPECT_TRUE(w && w.value() == 5);
+  };
+  rt_.spawn(reader());
+  rt_.spawn(others());
+  rt_.run();
+  EXPECT_TRUE(read_done);
+  EXPECT_EQ(others_done_before_read, 100 / kScale);
+  EXPECT_EQ(std::memcmp(got, "world", 5), 0);
+  ::close(p[0]);
+  ::close(p[1]);
+}
+
+TEST_P(Conformance, BlockedReadTimesOutAndConsumesNothing) {
+  int p[2];
+  ASSERT_EQ(::pipe(p), 0);
+  run([&]() -> Task<void> {
+    char buf[4];
+    CallOptions o;
+    o.timeout_ns = 5'000'000;
+    auto r = co_await sys::read(p[0], bytes(buf, sizeof buf), o);
+    EXPECT_EQ(r.error(), std::errc::timed_out);
+    EXPECT_EQ(::write(p[1], "abcd", 4), 4);
+    auto r2 = co_await sys::read(p[0], bytes(buf, sizeof buf));
+    EXPECT_TRUE(r2 && r2.value() == 4);
+    EXPECT_EQ(std::memcmp(buf, "abcd", 4), 0);
+    // sockets too, cancelled through a token
+    int s[2];
+    EXPECT_EQ(::socketpair(AF_UNIX, SOCK_STREAM, 0, s), 0);
+    CancelToken tok;
+    CallOptions c;
+    c.cancel = &tok;
+    uipc::Runtime& rt = *uipc::Runtime::current();
+    auto canceller = [&]() -> Task<void> {
+      co_await rt.sleep_for(2'000'000);
+      tok.cancel();
+    };
+    rt.spawn(canceller());
+    auto rr = co_await sys::recv(s[0], bytes(buf, sizeof buf), 0, c);
+    EXPECT_EQ(rr.error(), std::errc::operation_canceled);
+    ::close(s[0]);
+    ::close(s[1]);
+  }());
+  ::close(p[0]);
+  ::close(p[1]);
+}
+
+TEST_P(Conformance, RightsAndMalformedRequests) {
+  run([&]() -> Task<void> {
+    auto denied = co_await sys::call(SYS_kill, ::getpid(), 0);  // not in the safe set
+    EXPECT_EQ(denied.error(), std::errc::operation_not_permitted);
+    auto unknown = co_await sys::call(600);
+    EXPECT_EQ(unknown.error(), std::errc::invalid_argument);
+    auto uid = co_await sys::call(SYS_getuid);
+    EXPECT_TRUE(uid && uid.value() == static_cast<long>(::getuid()));
+  }());
+}
+
+std::string combo_name(const ::testing::TestParamInfo<Combo>& i) {
+  return std::string(to_string(std::get<0>(i.param))) + "_" + to_string(std::get<1>(i.param)) + "_" +
+         to_string(std::get<2>(i.param));
+}
+
+INSTANTIATE_TEST_SUITE_P(AllModes, Conformance,
+                         ::testing::Combine(::testing::Values(WakeMode::tick, WakeMode::irq, WakeMode::hybrid),
+                                            ::testing::Values(Placement::affine, Placement::shared, Placement::local),
+                                            ::testing::Values(Backend::direct, Backend::io_uring)),
+                         combo_name);
+
+}  // namespace
