@@ -116,6 +116,22 @@ void SharedStats::add(const ExecStats& d) noexcept {
   add1(cancels, d.cancels);
 }
 
+void SharedStats::add_batch(std::uint64_t req, std::uint64_t sys, std::uint64_t uring, std::uint64_t pool,
+                            std::uint64_t rej, std::uint64_t can, bool exclusive) noexcept {
+  auto add1 = [exclusive](std::atomic<std::uint64_t>& a, std::uint64_t v) {
+    if (v == 0) return;
+    if (exclusive) a.store(a.load(std::memory_order_relaxed) + v, std::memory_order_relaxed);
+    else a.fetch_add(v, std::memory_order_relaxed);
+  };
+  add1(requests, req);
+  add1(syscalls, sys);
+  add1(uring_ops, uring);
+  add1(pool_jobs, pool);
+  add1(rejected, rej);
+  add1(cancels, can);
+  add1(batches, 1);
+}
+
 ExecStats SharedStats::load() const noexcept {
   ExecStats s;
   s.requests = requests.load(std::memory_order_relaxed);
@@ -181,7 +197,7 @@ unsigned pop_requests(Reg& r, unsigned max, std::vector<abi::SyscallRequest>& ba
     if (e.flags != 0 || e.number > abi::kMaxSyscallNumber || abi::id_index(e.id) >= r.capacity ||
         abi::id_generation(e.id) == 0)
       err = -EINVAL;
-    else if (!r.allow.allows(e.number))
+    else if (!r.allow.allows_in_range(e.number))  // (the hard-denied numbers are not in it)
       err = -EPERM;
     if (err != 0) {
       out.push_back({&r, e.id, err});
@@ -198,7 +214,7 @@ unsigned pop_requests(Reg& r, unsigned max, std::vector<abi::SyscallRequest>& ba
   return n;
 }
 
-void publish(Reg& r, const Done* d, std::size_t n, StatCounters& st, Counters& nc, bool defer_signal) noexcept {
+void publish(Reg& r, const Done* d, std::size_t n, StatCounters& st, Counters& nc, Signal sig) noexcept {
   if (n == 0) return;
   std::lock_guard lk(r.cq_mu);
   for (std::size_t i = 0; i < n; ++i) {
@@ -211,8 +227,8 @@ void publish(Reg& r, const Done* d, std::size_t n, StatCounters& st, Counters& n
     e->result = d[i].result;
     r.cq.publish();
   }
-  if (defer_signal) {
-    r.signal_owed = true;
+  if (sig != Signal::now) {
+    if (sig == Signal::defer) r.signal_owed = true;
     return;
   }
   r.signal_owed = false;
@@ -227,19 +243,22 @@ void flush_owed(Reg& r, StatCounters& st, Counters& nc) noexcept {
   if (r.cq.flush() && r.to_caller.send(nc)) st.futex_wakes.add();
 }
 
-void publish_all(std::vector<Done>& out, StatCounters& st, Counters& nc) noexcept {
+void publish_all(std::vector<Done>& out, StatCounters& st, Counters& nc, Signal sig) noexcept {
   std::size_t i = 0;
   while (i < out.size()) {
     std::size_t j = i + 1;
     while (j < out.size() && out[j].reg == out[i].reg) ++j;
-    publish(*out[i].reg, out.data() + i, j - i, st, nc);
+    publish(*out[i].reg, out.data() + i, j - i, st, nc, sig);
     i = j;
   }
   out.clear();
 }
 
 Served serve(ExecState& st, Reg& r, Engine& eng, unsigned max, unsigned share, StatCounters& stc, Counters& nc,
-             std::vector<abi::SyscallRequest>& batch, std::vector<Done>& out, bool coalesce) {
+             std::vector<abi::SyscallRequest>& batch, std::vector<Done>& out, Claimant who) {
+  const bool coalesce = who == Claimant::sole_core;
+  // The registered thread publishing to itself never needs to wake itself.
+  const Signal chunk_signal = who == Claimant::caller ? Signal::none : coalesce ? Signal::defer : Signal::now;
   if (r.closed.load(std::memory_order_relaxed) || r.broken.load(std::memory_order_relaxed)) return Served::idle;
   if (!shared_has_data(r.rq_view)) {
     if (coalesce) flush_owed(r, stc, nc);  // ran out of its requests: the put-off wake-up now
@@ -259,7 +278,8 @@ Served serve(ExecState& st, Reg& r, Engine& eng, unsigned max, unsigned share, S
   }
   batch.clear();
   out.clear();
-  const ExecStats before = stc.snapshot();
+  const std::uint64_t req0 = stc.requests.get(), sys0 = stc.syscalls.get(), uring0 = stc.uring_ops.get(),
+                      pool0 = stc.pool_jobs.get(), rej0 = stc.rejected.get(), can0 = stc.cancels.get();
   const unsigned n = pop_requests(r, take, batch, out, stc);
   release_claim(r);
   if (n == 0) {  // no credit: the caller must consume completions first (and must be told of them)
@@ -273,7 +293,7 @@ Served serve(ExecState& st, Reg& r, Engine& eng, unsigned max, unsigned share, S
   constexpr std::size_t kChunk = 32;
   for (const abi::SyscallRequest& e : batch) {
     if (out.size() >= kChunk) {
-      publish(r, out.data(), out.size(), stc, nc, coalesce);
+      publish(r, out.data(), out.size(), stc, nc, chunk_signal);
       out.clear();
     }
     if (e.flags == abi::kCancel) {
@@ -290,10 +310,12 @@ Served serve(ExecState& st, Reg& r, Engine& eng, unsigned max, unsigned share, S
   // More requests arrived while we executed: we come back for them next sweep, so a sleeping
   // caller is woken once, when the burst is over (flush_owed), not after every batch.
   const bool more = coalesce && shared_has_data(r.rq_view);
-  publish(r, out.data(), out.size(), stc, nc, more);
+  publish(r, out.data(), out.size(), stc, nc, who == Claimant::caller ? Signal::none : more ? Signal::defer : Signal::now);
   out.clear();
   stc.batches.add();
-  r.stats.add(stc.snapshot() - before);
+  r.stats.add_batch(stc.requests.get() - req0, stc.syscalls.get() - sys0, stc.uring_ops.get() - uring0,
+                    stc.pool_jobs.get() - pool0, stc.rejected.get() - rej0, stc.cancels.get() - can0,
+                    st.opts.placement != Placement::shared);
   return Served::worked;
 }
 
@@ -351,6 +373,8 @@ void Engine::ensure_uring() {
     return;
   }
   u->rw_cur_pos = (p.features & IORING_FEAT_RW_CUR_POS) != 0;
+  // Spares io_uring_enter the ring's file lookup (5.18+); without it, enters work as before.
+  (void)io_uring_register_ring_fd(&u->ring);
   u->ops.resize(p.cq_entries);
   u->free_ops.reserve(p.cq_entries);
   for (std::uint32_t i = p.cq_entries; i-- > 0;) u->free_ops.push_back(i);
@@ -530,18 +554,22 @@ void Engine::submit(std::vector<Done>& out) {
 void Engine::reap(std::vector<Done>& out) {
   if (!uring_ || uring_->outstanding == 0) return;
   Uring& u = *uring_;
-  io_uring_cqe* cqes[64];
+  // Straight from the CQ ring (no kernel entry): at most cq_entries operations are ever out, so
+  // the CQ cannot overflow and there is never anything to flush from the kernel's side.
   for (;;) {
-    const unsigned n = io_uring_peek_batch_cqe(&u.ring, cqes, 64);
-    if (n == 0) break;
     std::uint64_t data[64];
     std::int32_t res[64];
-    for (unsigned i = 0; i < n; ++i) {
-      data[i] = cqes[i]->user_data;
-      res[i] = cqes[i]->res;
+    unsigned n = 0, head;
+    io_uring_cqe* cqe;
+    io_uring_for_each_cqe(&u.ring, head, cqe) {
+      data[n] = cqe->user_data;
+      res[n] = cqe->res;
+      if (++n == 64) break;
     }
+    if (n == 0) break;
     io_uring_cq_advance(&u.ring, n);
     for (unsigned i = 0; i < n; ++i) handle_cqe(data[i], res[i], out);
+    if (n < 64) break;
   }
 }
 

@@ -154,7 +154,8 @@ void core_main(ExecState& st, CoreState& c) {
     }
     bool busy = false;
     for (const auto& r : mine)
-      busy |= serve(st, *r, eng, o.max_batch, share, c.st, c.nc, batch, out, !shared) != Served::idle;
+      busy |= serve(st, *r, eng, o.max_batch, share, c.st, c.nc, batch, out,
+                    shared ? Claimant::core : Claimant::sole_core) != Served::idle;
     if (eng.outstanding() != 0) {
       eng.submit(uout);  // one io_uring_enter for everything this sweep queued
       if (!uout.empty()) {

@@ -50,6 +50,11 @@ struct SharedStats {
   std::atomic<std::uint64_t> requests{0}, syscalls{0}, uring_ops{0}, uring_enters{0}, pool_jobs{0}, futex_wakes{0},
       futex_waits{0}, timer_waits{0}, ticks{0}, batches{0}, rejected{0}, cancels{0};
   void add(const ExecStats& d) noexcept;
+  // One claimant's batch: what it popped and what executing it cost. `exclusive`: only one thread
+  // ever serves this registration (affine: its core; local: its caller), so plain relaxed
+  // load + store (no locked instruction) is enough; otherwise fetch_add.
+  void add_batch(std::uint64_t requests, std::uint64_t syscalls, std::uint64_t uring_ops, std::uint64_t pool_jobs,
+                 std::uint64_t rejected, std::uint64_t cancels, bool exclusive) noexcept;
   ExecStats load() const noexcept;
 };
 
@@ -59,7 +64,7 @@ struct Reg : std::enable_shared_from_this<Reg> {
   pthread_t thread{};
   pid_t tid = 0;
   std::uint32_t capacity = 0;
-  AllowList allow;
+  AllowList allow;  // AllowList::effective(): hard-denied numbers already removed
   SyscallBuffer buffer;
   RingView<abi::SyscallRequest> rq_view;
   RingView<abi::SyscallCompletion> cq_view;
@@ -96,14 +101,20 @@ struct Done {
   std::int64_t result;
 };
 
-// Publishes completions for one registration (under cq_mu), flushes, and wakes the caller if it
-// armed its completion waiter. Counts the wake in `st` and `nc`. With defer_signal the flush is
-// put off (signal_owed): a kernel core that is about to take more of the same buffer's requests
-// wakes a sleeping caller once, when it runs out of them (flush_owed), not after every batch.
-void publish(Reg& r, const Done* d, std::size_t n, StatCounters& st, Counters& nc, bool defer_signal = false) noexcept;
+// How a publisher treats the caller's completion waiter after publishing.
+enum class Signal : std::uint8_t {
+  now,    // flush: wake the caller if it armed its waiter
+  defer,  // put it off (signal_owed): a kernel core that is about to take more of the same
+          // buffer's requests wakes a sleeping caller once, when it runs out (flush_owed)
+  none,   // the publisher is the registered thread itself: it is awake, nobody to wake
+};
+
+// Publishes completions for one registration (under cq_mu) and signals as `sig` says. Counts a
+// wake in `st` and `nc`.
+void publish(Reg& r, const Done* d, std::size_t n, StatCounters& st, Counters& nc, Signal sig = Signal::now) noexcept;
 void flush_owed(Reg& r, StatCounters& st, Counters& nc) noexcept;
 // Publishes a run of completions that may belong to several registrations.
-void publish_all(std::vector<Done>& out, StatCounters& st, Counters& nc) noexcept;
+void publish_all(std::vector<Done>& out, StatCounters& st, Counters& nc, Signal sig = Signal::now) noexcept;
 
 // A blocking-pool job.
 struct Job {
@@ -244,11 +255,14 @@ enum class Served : std::uint8_t { idle, worked, contended };
 
 // One claimant's turn on one buffer: claim, pop (up to max; `share` > 1 splits what is queued
 // among that many claimants), release, execute, publish. Used by kernel cores and by callers.
-// `coalesce`: the claimant is the buffer's only kernel core and will come back to it (affine),
-// so a sleeping caller need not be woken while requests remain queued.
+// Who is serving: a kernel core among several possible claimants (shared), the buffer's only
+// kernel core (affine: it comes back for more, so a sleeping caller need not be woken while
+// requests remain queued), or the registered thread itself (shared, local).
+enum class Claimant : std::uint8_t { core, sole_core, caller };
+
 Served serve(ExecState& st, Reg& r, Engine& eng, unsigned max, unsigned share,
              StatCounters& stc, Counters& nc, std::vector<abi::SyscallRequest>& batch, std::vector<Done>& out,
-             bool coalesce = false);
+             Claimant who);
 
 // Stops the executor (Executor::shutdown): cores, pool, final drain, callers told.
 void shutdown_state(ExecState& st) noexcept;

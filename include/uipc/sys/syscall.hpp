@@ -70,7 +70,8 @@ namespace detail {
 
 // One call's state on the caller side. It lives in the awaiter, i.e. in the awaiting
 // coroutine's frame, and does not move while the call is in flight. No default member
-// initializers: SyscallAwaiter's constructor sets every field (this is the per-call hot path).
+// initializers (this is the per-call hot path): SyscallAwaiter's constructor sets what is read
+// before submission; the rest is written where it gets its value.
 struct OpNode {
   enum class State : std::uint8_t { idle, waiting, submitted, cancel_sent, done };
   Registration* reg;
