@@ -222,9 +222,11 @@ TEST_P(Typed, SocketsSendRecvAndNonBlockingSemantics) {
     EXPECT_EQ(dw.error(), std::errc::resource_unavailable_try_again);
     // a blocking recv waits for the peer
     uipc::Runtime& rt = *uipc::Runtime::current();
+    bool peer_done = false;
     auto peer = [&]() -> Task<void> {
       co_await sys::nanosleep(1'000'000);
       EXPECT_TRUE(co_await sys::send(s[1], cbytes("ping", 4)));
+      peer_done = true;
     };
     rt.spawn(peer());
     auto r = co_await sys::recv(s[0], bytes(buf, sizeof buf));
@@ -234,6 +236,9 @@ TEST_P(Typed, SocketsSendRecvAndNonBlockingSemantics) {
     EXPECT_TRUE(w && w.value() == 4);
     EXPECT_EQ(::recv(s[1], buf, sizeof buf, 0), 4);
     EXPECT_EQ(std::memcmp(buf, "pong", 4), 0);
+    // The peer's send may complete after our recv: wait for the peer to end, so block_on does
+    // not return with it (and the lambda it refers to) still alive.
+    while (!peer_done) co_await rt.sleep_for(100'000);
   });
   for (int fd : {s[0], s[1], n[0], n[1]}) ::close(fd);
 }
