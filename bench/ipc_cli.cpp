@@ -3,6 +3,7 @@
 // async-over-baseline ratios.  See docs/bench.md.
 #include "ipc_cli.hpp"
 
+#include "cli_common.hpp"
 #include "harness.hpp"
 
 #include <CLI/CLI.hpp>
@@ -32,6 +33,8 @@
 namespace uipc::bench {
 namespace {
 
+using namespace uipc::bench::cli;
+
 constexpr std::size_t kMinBytes = 8;        // room for the sequence number
 constexpr std::size_t kMaxBytes = 65536;
 constexpr unsigned kMaxInflight = 65536;
@@ -55,25 +58,8 @@ struct Options {
   CLI::Option* cpus_opt = nullptr;
 };
 
-// A usage error: one line, exit code 2 (main maps every CLI::ParseError to 2).
-[[noreturn]] void usage(const std::string& msg) { throw CLI::ValidationError(msg, 2); }
 
-std::vector<std::string> split(const std::string& s, char sep) {
-  std::vector<std::string> out;
-  std::string item;
-  std::istringstream in(s);
-  while (std::getline(in, item, sep)) {
-    const auto b = item.find_first_not_of(" \t"), e = item.find_last_not_of(" \t");
-    out.push_back(b == std::string::npos ? std::string() : item.substr(b, e - b + 1));
-  }
-  return out;
-}
 
-unsigned long long parse_number(const std::string& opt, const std::string& item) {
-  if (item.empty() || item.find_first_not_of("0123456789") != std::string::npos || item.size() > 12)
-    usage(opt + ": '" + item + "' is not a non-negative integer");
-  return std::stoull(item);
-}
 
 // "1,2,4" -> {1, 2, 4}, every value within [lo, hi].
 std::vector<unsigned long long> parse_list(const std::string& opt, const std::string& s, unsigned long long lo,
@@ -89,15 +75,6 @@ std::vector<unsigned long long> parse_list(const std::string& opt, const std::st
   return out;
 }
 
-std::set<int> allowed_cpus() {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  std::set<int> out;
-  if (sched_getaffinity(0, sizeof set, &set) != 0) return out;
-  for (int c = 0; c < CPU_SETSIZE; ++c)
-    if (CPU_ISSET(c, &set)) out.insert(c);
-  return out;
-}
 
 std::string cpu_ranges(const std::set<int>& cpus) {
   std::string out;
@@ -175,15 +152,6 @@ std::string kernel_release() {
   return std::string(u.sysname) + " " + u.release;
 }
 
-std::string run_capture(const std::string& cmd) {
-  std::unique_ptr<FILE, int (*)(FILE*)> f(popen(cmd.c_str(), "r"), pclose);
-  if (!f) return {};
-  std::array<char, 256> buf{};
-  std::string out;
-  while (fgets(buf.data(), buf.size(), f.get())) out += buf.data();
-  while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
-  return out;
-}
 
 // The commit of the source tree this tool was built from (its checkout, if still there), else of
 // the current directory's repository, else "unknown".
@@ -202,30 +170,10 @@ std::string git_commit() {
   return "unknown";
 }
 
-std::string utc_timestamp() {
-  const std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 // ---- output ----------------------------------------------------------------------------------
 
-std::string fmt(const char* f, double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, f, v);
-  return buf;
-}
 
-std::string fmt_ns(double ns) {
-  if (ns <= 0) return "-";
-  if (ns < 1e3) return fmt("%.0f ns", ns);
-  if (ns < 1e6) return fmt("%.2f us", ns / 1e3);
-  if (ns < 1e9) return fmt("%.2f ms", ns / 1e6);
-  return fmt("%.2f s", ns / 1e9);
-}
 
 std::string fmt_rate(double v) {  // 12345678 -> "12,345,678"
   std::string digits = fmt("%.0f", v), out;
