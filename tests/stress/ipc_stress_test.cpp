@@ -7,6 +7,7 @@
 #include <cstring>
 #include <thread>
 
+#include "stress/stress_common.hpp"
 #include "uipc/ipc/server.hpp"
 
 using namespace uipc;
@@ -14,21 +15,7 @@ using namespace uipc::ipc;
 
 namespace {
 
-std::uint64_t stress_calls() {
-  if (const char* e = std::getenv("UIPC_STRESS_CALLS")) return std::strtoull(e, nullptr, 10);
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__) || !defined(__OPTIMIZE__)
-  return 300'000;
-#else
-  return 10'000'000;
-#endif
-}
-
-std::uint64_t mix(std::uint64_t x) {
-  x ^= x >> 33;
-  x *= 0xff51afd7ed558ccdull;
-  x ^= x >> 33;
-  return x;
-}
+using uipc::test::mix;
 
 struct Msg {
   std::uint64_t worker, seq, check;
@@ -37,7 +24,7 @@ struct Msg {
 }  // namespace
 
 TEST(IpcStress, TenMillionCallsEachAnsweredExactlyOnce) {
-  const std::uint64_t total = stress_calls();
+  const std::uint64_t total = uipc::test::stress_calls(10'000'000, 300'000);
   constexpr unsigned kChannels = 2, kPerChannel = 32;  // 64 in flight
   const std::uint64_t per_worker = total / (kChannels * kPerChannel);
 

@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "stress/stress_common.hpp"
 #include "uipc/sys/syscall.hpp"
 
 using namespace uipc;
@@ -23,21 +24,7 @@ using namespace uipc::sys;
 
 namespace {
 
-std::uint64_t stress_calls() {
-  if (const char* e = std::getenv("UIPC_STRESS_CALLS")) return std::strtoull(e, nullptr, 10);
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__) || !defined(__OPTIMIZE__)
-  return 60'000;
-#else
-  return 1'000'000;
-#endif
-}
-
-std::uint64_t mix(std::uint64_t x) {
-  x ^= x >> 33;
-  x *= 0xff51afd7ed558ccdull;
-  x ^= x >> 33;
-  return x;
-}
+using uipc::test::mix;
 
 std::span<std::byte> bytes(void* p, std::size_t n) { return {static_cast<std::byte*>(p), n}; }
 std::span<const std::byte> cbytes(const void* p, std::size_t n) { return {static_cast<const std::byte*>(p), n}; }
@@ -135,7 +122,7 @@ void run_stress(const ExecutorOptions& o) {
   for (std::size_t i = 0; i < content.size(); ++i) content[i] = static_cast<char>(mix(i));
   ASSERT_EQ(::write(fd, content.data(), content.size()), static_cast<ssize_t>(content.size()));
   Tally t;
-  const std::uint64_t total = stress_calls();
+  const std::uint64_t total = uipc::test::stress_calls(1'000'000, 60'000);
   std::thread a([&] { caller(*ex, total / 2, 48, fd, content, t, 1); });
   std::thread b([&] { caller(*ex, total / 2, 48, fd, content, t, 2); });
   a.join();
