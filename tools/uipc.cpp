@@ -7,6 +7,7 @@
 #include <string>
 
 #include "all_cli.hpp"
+#include "command_registry.hpp"
 #include "demo_cli.hpp"
 #include "ipc_cli.hpp"
 #include "report.hpp"
@@ -49,6 +50,7 @@ int main(int argc, char** argv) {
 
   uipc::bench::add_demo_command(app);
   uipc::bench::report::add_report_command(app);
+  uipc::bench::add_registered_commands(app, *bench);  // bench/command_registry.hpp
 
   try {
     app.parse(argc, argv);
