@@ -38,7 +38,7 @@ void Region::reset() noexcept {
   fd_ = -1;
 }
 
-Result<Region> Region::create(std::size_t bytes, const char* name) {
+Result<Region> Region::create(std::size_t bytes, const char* name, Sharing sharing) {
   const std::size_t page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
   if (bytes == 0) return std::errc::invalid_argument;
   bytes = (bytes + page - 1) / page * page;
@@ -46,15 +46,18 @@ Result<Region> Region::create(std::size_t bytes, const char* name) {
   r.fd_ = ::memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
   if (r.fd_ < 0) return errno_code(errno);
   if (::ftruncate(r.fd_, static_cast<off_t>(bytes)) != 0) return errno_code(errno);
-  if (::fcntl(r.fd_, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0) return errno_code(errno);
   void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, r.fd_, 0);
   if (p == MAP_FAILED) return errno_code(errno);
   r.data_ = p;
   r.size_ = bytes;
+  // After the mapping: F_SEAL_FUTURE_WRITE leaves existing writable mappings alone.
+  int seals = F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL;
+  if (sharing == Sharing::owner_writes_only) seals |= F_SEAL_FUTURE_WRITE;
+  if (::fcntl(r.fd_, F_ADD_SEALS, seals) != 0) return errno_code(errno);
   return r;
 }
 
-Result<Region> Region::attach(int fd, std::size_t min_bytes) {
+Result<Region> Region::attach(int fd, std::size_t min_bytes, Access access) {
   Region r;
   r.fd_ = fd;
   if (fd < 0) return std::errc::bad_file_descriptor;
@@ -65,7 +68,9 @@ Result<Region> Region::attach(int fd, std::size_t min_bytes) {
   if (::fstat(fd, &st) != 0) return errno_code(errno);
   if (st.st_size <= 0 || static_cast<std::size_t>(st.st_size) < min_bytes) return std::errc::message_size;
   const auto bytes = static_cast<std::size_t>(st.st_size);
-  void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (access == Access::read_write && (seals & F_SEAL_FUTURE_WRITE) != 0) return std::errc::operation_not_permitted;
+  const int prot = access == Access::read_write ? PROT_READ | PROT_WRITE : PROT_READ;
+  void* p = ::mmap(nullptr, bytes, prot, MAP_SHARED, fd, 0);
   if (p == MAP_FAILED) return errno_code(errno);
   r.data_ = p;
   r.size_ = bytes;

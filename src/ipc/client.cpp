@@ -44,7 +44,7 @@ Client::Client(Runtime& rt, ChannelEnd end)
   };
   poller_.arm = [](void* self) { return static_cast<Client*>(self)->resp_.arm_data_wait(); };
   poller_.disarm = [](void* self) { static_cast<Client*>(self)->resp_.disarm_data_wait(); };
-  rt_.bind(end_.own_slot, &Client::on_interrupt, this);
+  rt_.bind(end_.own_slot, &Client::on_interrupt, this, &header(*end_.region)->raise_client);
   if (end_.peer_pid > 0) {
     // On the server's death, close the channel on its behalf and raise our own slot: the
     // interrupt handler then fails every pending call (drain sees kServerClosed).
@@ -52,7 +52,7 @@ Client::Client(Runtime& rt, ChannelEnd end)
                                                slot = end_.own_slot] {
       header(*region)->closed.fetch_or(abi::kServerClosed, std::memory_order_acq_rel);
       Counters scratch;  // the watcher thread's sends are nobody's runtime's
-      notif->mint(slot).send(scratch);
+      notif->mint_remote(slot, &header(*region)->raise_client).send(scratch);
     });
     if (w) death_watch_ = w.value();
   }

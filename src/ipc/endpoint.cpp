@@ -180,20 +180,20 @@ Result<void> Listener::handshake(int conn) {
   ::setsockopt(conn, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   ::setsockopt(conn, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
   Hello hello{};
-  Fd fds[1];
+  Fd fds[2];
   auto refuse = [&](std::error_code e) -> Result<void> {
     Welcome w{kWelcomeMagic, abi::kAbiVersion, e.value() > 0 ? e.value() : EPROTO, 0, 0};
     (void)send_msg(conn, &w, sizeof w, nullptr, 0);
     return e;
   };
-  auto got = recv_msg(conn, &hello, sizeof hello, fds, 1);
+  auto got = recv_msg(conn, &hello, sizeof hello, fds, 2);
   if (!got) return refuse(got.error());
-  if (got.value() != 1 || hello.magic != kHelloMagic) return refuse(std::make_error_code(std::errc::protocol_error));
+  if (got.value() != 2 || hello.magic != kHelloMagic) return refuse(std::make_error_code(std::errc::protocol_error));
   if (hello.version != abi::kAbiVersion) return refuse(std::make_error_code(std::errc::protocol_not_supported));
   ChannelOptions o{hello.capacity, hello.max_payload, hello.max_inflight};
   if (auto ok = check_options(o); !ok) return refuse(ok.error());
   if (hello.client_slot >= abi::kMaxSlots) return refuse(std::make_error_code(std::errc::invalid_argument));
-  auto peer = Notification::attach(fds[0].release());
+  auto peer = Notification::attach(fds[0].release(), fds[1].release());
   if (!peer) return refuse(peer.error());
   peer->close_fd();
   auto slot = server_.reserve_slot();
@@ -209,14 +209,16 @@ Result<void> Listener::handshake(int conn) {
     return refuse(layout.error());
   }
   Welcome w{kWelcomeMagic, abi::kAbiVersion, 0, slot.value(), 0};
-  const int out[2] = {(*region)->fd(), server_.runtime().notification().fd()};
-  if (auto ok = send_msg(conn, &w, sizeof w, out, 2); !ok) {
+  const Notification& mine = server_.runtime().notification();
+  const int out[3] = {(*region)->fd(), mine.control_fd(), mine.hints_fd()};
+  if (auto ok = send_msg(conn, &w, sizeof w, out, 3); !ok) {
     server_.release_slot(slot.value());
     return ok.error();
   }
   (*region)->close_fd();
   auto peer_ptr = std::make_shared<Notification>(std::move(peer.value()));
-  ChannelEnd end{region.value(), layout.value(), peer_ptr, peer_ptr->mint(hello.client_slot), slot.value(), o,
+  ChannelEnd end{region.value(), layout.value(), peer_ptr,
+                 peer_ptr->mint_remote(hello.client_slot, &header(**region)->raise_client), slot.value(), o,
                  peer_pid(conn)};
   if (auto ok = server_.adopt(std::move(end)); !ok) {
     server_.release_slot(slot.value());
@@ -246,16 +248,16 @@ Result<std::unique_ptr<Client>> connect(Runtime& rt, const std::string& path, co
   } guard{rt, slot.value()};
 
   Hello hello{kHelloMagic, abi::kAbiVersion, o.capacity, o.max_payload, o.max_inflight, slot.value(), 0};
-  const int mine = rt.notification().fd();
-  if (auto ok = send_msg(s.fd, &hello, sizeof hello, &mine, 1); !ok) return ok.error();
+  const int mine[2] = {rt.notification().control_fd(), rt.notification().hints_fd()};
+  if (auto ok = send_msg(s.fd, &hello, sizeof hello, mine, 2); !ok) return ok.error();
   Welcome w{};
-  Fd fds[2];
-  auto got = recv_msg(s.fd, &w, sizeof w, fds, 2);
+  Fd fds[3];
+  auto got = recv_msg(s.fd, &w, sizeof w, fds, 3);
   if (!got) return got.error();
   if (w.magic != kWelcomeMagic) return std::errc::protocol_error;
   if (w.status != 0) return errno_code(w.status > 0 && w.status < 4096 ? w.status : EPROTO);
   if (w.version != abi::kAbiVersion) return std::errc::protocol_not_supported;
-  if (got.value() != 2 || w.server_slot >= abi::kMaxSlots) return std::errc::protocol_error;
+  if (got.value() != 3 || w.server_slot >= abi::kMaxSlots) return std::errc::protocol_error;
   const ChannelLayout want = plan_layout(o, w.server_slot, slot.value());
   auto region = Region::attach(fds[0].release(), want.region_bytes);
   if (!region) return region.error();
@@ -264,13 +266,15 @@ Result<std::unique_ptr<Client>> connect(Runtime& rt, const std::string& path, co
   if (layout->capacity != o.capacity || layout->max_payload != o.max_payload || layout->server_slot != w.server_slot ||
       layout->client_slot != slot.value())
     return std::errc::protocol_error;
-  auto peer = Notification::attach(fds[1].release());
+  auto peer = Notification::attach(fds[1].release(), fds[2].release());
   if (!peer) return peer.error();
   peer->close_fd();
   region->close_fd();
   auto peer_ptr = std::make_shared<Notification>(std::move(peer.value()));
-  ChannelEnd end{std::make_shared<Region>(std::move(region.value())), layout.value(), peer_ptr,
-                 peer_ptr->mint(w.server_slot), slot.value(), o, peer_pid(s.fd)};
+  auto shared_region = std::make_shared<Region>(std::move(region.value()));
+  ChannelEnd end{shared_region, layout.value(), peer_ptr,
+                 peer_ptr->mint_remote(w.server_slot, &header(*shared_region)->raise_server), slot.value(), o,
+                 peer_pid(s.fd)};
   guard.keep = true;
   return std::make_unique<Client>(rt, std::move(end));
 }

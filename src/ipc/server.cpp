@@ -89,7 +89,7 @@ Result<void> Server::adopt(ChannelEnd end) {
   ch->end = std::move(end);
   // Bound now, so a request sent before serve() picks the channel up is not lost: the receive
   // coroutine looks at the ring before it first waits.
-  rt_.bind(ch->end.own_slot, &Server::on_interrupt, ch.get());
+  rt_.bind(ch->end.own_slot, &Server::on_interrupt, ch.get(), &header(*ch->end.region)->raise_server);
   if (ch->end.peer_pid > 0) {
     // A client process that dies is closed on its behalf; the raised slot makes the receive
     // coroutine see kClientClosed and release the channel.
@@ -97,7 +97,7 @@ Result<void> Server::adopt(ChannelEnd end) {
                                                   slot = ch->end.own_slot] {
       header(*region)->closed.fetch_or(abi::kClientClosed, std::memory_order_acq_rel);
       Counters scratch;
-      notif->mint(slot).send(scratch);
+      notif->mint_remote(slot, &header(*region)->raise_server).send(scratch);
     });
     if (w) ch->death_watch = w.value();
   }
@@ -128,8 +128,11 @@ Result<std::unique_ptr<Client>> Server::connect(Runtime& client_rt, const Channe
   (*region)->close_fd();  // both ends are in this process: no fd to hand on
   auto layout = validate_channel(**region);
   if (!layout) return layout.error();
-  ChannelEnd se{region.value(), layout.value(), client_rt.notification_ptr(), client_rt.notification().mint(cs.value()), ss.value(), opts};
-  ChannelEnd ce{region.value(), layout.value(), rt_.notification_ptr(), rt_.notification().mint(ss.value()), cs.value(), opts};
+  abi::ChannelHeader* h = header(**region);
+  ChannelEnd se{region.value(), layout.value(), client_rt.notification_ptr(),
+                client_rt.notification().mint_remote(cs.value(), &h->raise_client), ss.value(), opts};
+  ChannelEnd ce{region.value(), layout.value(), rt_.notification_ptr(),
+                rt_.notification().mint_remote(ss.value(), &h->raise_server), cs.value(), opts};
   if (auto ok = adopt(std::move(se)); !ok) {
     rt_.release_slot(ss.value());
     client_rt.release_slot(cs.value());

@@ -184,12 +184,14 @@ Result<std::uint32_t> Runtime::allocate_slot() {
 void Runtime::release_slot(std::uint32_t slot) {
   if (slot >= abi::kMaxSlots) return;
   unbind(slot);
+  notif_->unwatch(slot);
   std::lock_guard lk(slot_mu_);
   slot_used_[slot / 64] &= ~(std::uint64_t{1} << (slot % 64));
 }
 
-void Runtime::bind(std::uint32_t slot, SlotHandler fn, void* ctx) {
+void Runtime::bind(std::uint32_t slot, SlotHandler fn, void* ctx, RaiseFlag* flag) {
   if (slot >= abi::kMaxSlots || fn == nullptr) return;
+  notif_->watch(slot, flag);
   handlers_[slot].ctx.store(ctx, std::memory_order_relaxed);
   // release: pairs with the acquire load in dispatch_interrupts(), which then sees ctx.
   if (handlers_[slot].fn.exchange(fn, std::memory_order_acq_rel) == nullptr)
@@ -208,7 +210,7 @@ void Runtime::post(std::function<void()> fn) {
     posted_.push_back(std::move(fn));
   }
   Counters scratch;  // the posting thread is not this runtime's: its counts are not ours
-  SenderEntry::raise_service(notif_->word(), scratch);
+  notif_->raise_service(scratch);
 }
 
 void Runtime::sweep() {
@@ -216,7 +218,7 @@ void Runtime::sweep() {
   // (a lost or stolen raise — a peer can clear bits in our notification word — then costs at
   // most one interval). Handlers tolerate spurious calls: they only re-check and wake.
   counters_.backstops.add();
-  SenderEntry::raise_service(notif_->word(), counters_);  // runs posted work, if any was lost
+  notif_->raise_service(counters_);  // runs posted work, if any was lost
   for (std::uint32_t slot = 0; slot < abi::kMaxSlots; ++slot) {
     Handler& h = handlers_[slot];
     if (SlotHandler fn = h.fn.load(std::memory_order_acquire)) fn(h.ctx.load(std::memory_order_relaxed), slot);

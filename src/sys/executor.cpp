@@ -245,7 +245,7 @@ ExecState::~ExecState() {
 
 void ExecState::wake_core(CoreState& c) noexcept {
   Counters scratch;  // counted by nobody: the waking thread is not the core
-  SenderEntry::raise_service(c.notif->word(), scratch);
+  c.notif->raise_service(scratch);
   if (c.timerfd >= 0) set_timer(c.timerfd, 1, opts.tick_ns);
 }
 

@@ -678,7 +678,7 @@ Result<std::unique_ptr<Registration>> configure_async_syscall(Runtime& rt, Execu
   if (st->opts.wake != WakeMode::tick)
     for (auto& c : st->cores) {
       Counters scratch;
-      SenderEntry::raise_service(c->notif->word(), scratch);
+      c->notif->raise_service(scratch);
     }
   rt.bind(slot.value(), &Registration::Impl::on_interrupt, ip);
   std::unique_ptr<Registration> h(new Registration(std::move(impl)));

@@ -142,7 +142,7 @@ struct Hostile {
   RingProducer req;
   RingConsumer resp;
   SenderEntry to_server;
-  abi::NotificationWord* server_word = nullptr;
+  abi::NotificationHints* server_hints = nullptr;
   Counters counters;
   // The hostile ring ends' private indices (RingProducer does not publish its tail), followed so
   // that scribbles can aim near the values the server compares against.
@@ -258,11 +258,12 @@ struct Hostile {
     if (in.flag() && resp.release()) to_server.send(counters);
   }
 
-  // The server's notification word is mapped writable by every client of that server.
+  // The server's notification hints are mapped writable by every client of that server (its
+  // control line and the other channels' raise flags are not).
   void scribble_notification(fuzz::Input& in) {
     const std::uint8_t which = in.u8();
     const std::uint64_t bits = in.u64();
-    std::atomic<std::uint64_t>& w = (which & 1) ? server_word->doorbell[(which >> 2) % abi::kVectors] : server_word->pending;
+    std::atomic<std::uint64_t>& w = (which & 1) ? server_hints->doorbell[(which >> 2) % abi::kVectors] : server_hints->pending;
     if (which & 2) w.fetch_or(bits);
     else w.fetch_and(~bits);
   }
@@ -363,9 +364,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   good.region->close_fd();
   const ChannelLayout glayout = validate_channel(*good.region).value();
   std::memcpy(good.header_at_start, good.region->data(), sizeof good.header_at_start);
-  CHECK(server.adopt({good.region, glayout, rt.notification_ptr(), rt.notification().mint(gcs), gss, go}));
+  abi::ChannelHeader* gh = header(*good.region);
+  CHECK(server.adopt({good.region, glayout, rt.notification_ptr(), rt.notification().mint_remote(gcs, &gh->raise_client),
+                      gss, go}));
   good.client = std::make_unique<Client>(rt, ChannelEnd{good.region, glayout, rt.notification_ptr(),
-                                                        rt.notification().mint(gss), gcs, go});
+                                                        rt.notification().mint_remote(gss, &gh->raise_server), gcs, go});
 
   // The hostile channel: geometry from the input.
   ChannelOptions ho;
@@ -378,11 +381,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   hostile.region = create_channel_region(ho, hss, hcs).value();
   hostile.region->close_fd();
   hostile.layout = validate_channel(*hostile.region).value();
-  hostile.to_server = rt.notification().mint(hss);
-  hostile.server_word = rt.notification().word();
+  abi::ChannelHeader* hh = header(*hostile.region);
+  hostile.to_server = rt.notification().mint_remote(hss, &hh->raise_server);
+  hostile.server_hints = rt.notification().hints();
   hostile.reattach();
   pre_adopt(hostile, in);
-  CHECK(server.adopt({hostile.region, hostile.layout, rt.notification_ptr(), rt.notification().mint(hcs), hss, ho}));
+  CHECK(server.adopt({hostile.region, hostile.layout, rt.notification_ptr(),
+                      rt.notification().mint_remote(hcs, &hh->raise_client), hss, ho}));
 
   rt.spawn(server.serve());
   Run run{rt, server, good, hostile, in};

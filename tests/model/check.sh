@@ -43,7 +43,7 @@ if ! command -v "$cc" >/dev/null 2>&1; then
   exit 77
 fi
 
-all_models="handshake executor_wakeup handshake_broken handshake_idle_broken handshake_drop_broken executor_wakeup_broken"
+all_models="handshake handshake_hostile executor_wakeup handshake_broken handshake_idle_broken handshake_drop_broken handshake_hostile_broken executor_wakeup_broken"
 if [ $# -eq 0 ]; then set -- $all_models; fi
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/uipc-model.XXXXXX") || exit 1

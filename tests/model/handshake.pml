@@ -5,9 +5,12 @@
  *          (abi::RingProducerLine::tail/space_waiter, abi::RingConsumerLine::head/data_waiter).
  *          Code: uipc::handshake::arm/disarm/must_signal (include/uipc/ring/handshake.hpp),
  *          RingProducer/RingConsumer (src/ring/ring.cpp).
- * Level 2: each side's runtime notification (abi::NotificationWord::pending/state) and the
- *          futex on `state`. Code: SenderEntry::send, Notification::wait/take
- *          (src/notify/notification.cpp), Runtime::dispatch_interrupts/idle.
+ * Level 2: each side's runtime notification: the per-slot raise flag (in the channel region),
+ *          the hint word every sender may write (abi::NotificationHints::pending), `state`
+ *          (abi::NotificationWord, read-only to peers) and the futex word `wake` that a
+ *          sender changes before it wakes (abi::NotificationHints::wake). Code:
+ *          SenderEntry::send, Notification::wait/take/rescan (src/notify/notification.cpp),
+ *          Runtime::dispatch_interrupts/idle.
  *
  * Each side is one single-threaded runtime running one coroutine, so one Promela process per
  * side: the coroutine's code and, when it suspends, the runtime's scheduling/idle loop.
@@ -20,6 +23,11 @@
  *   CAP=k                   ring capacity (default 2)
  *   NEIGHBOUR_SIGNALS=k     signals another channel's peer raises on the consumer's runtime,
  *                           on a different pending bit (default 2; 0 leaves it out)
+ *   HOSTILE                 the neighbour is hostile as well: between its signals it may clear
+ *                           the consumer's hint word or forge this channel's hint bit (it can
+ *                           write the hints, not this channel's raise flag)
+ *   BROKEN_NO_FLAG_RESCAN   the runtime re-checks only the hints, not the raise flags, before
+ *                           it sleeps (fails under HOSTILE: a cleared hint loses the raise)
  *   SPURIOUS                futex_wait may return at any time (spurious wake-up)
  *   BROKEN_NO_RECHECK       ReL4-style bug, level 1: the consumer arms data_waiter after its
  *                           emptiness check and never re-checks the ring before suspending
@@ -63,9 +71,15 @@ bit  space_waiter;         /* RingProducerLine::space_waiter, armed by the produ
 bit  data_waiter;          /* RingConsumerLine::data_waiter, armed by the consumer */
 byte ring[CAP];            /* entries; FREE once consumed */
 
-/* level 2: one NotificationWord per runtime */
-byte pending[2];           /* NotificationWord::pending */
-bit  state[2];             /* NotificationWord::state: 0 running, 1 sleeping; the futex word */
+/* level 2: one notification per runtime */
+byte pending[2];           /* NotificationHints::pending (doorbells folded in: one bit per slot) */
+bit  flag[2];              /* this channel's raise flag for each side's slot (ChannelHeader::
+                            * raise_server / raise_client): set by the peer, cleared by take */
+bit  nbflag;               /* the neighbour channel's raise flag on the consumer's runtime */
+bit  state[2];             /* NotificationWord::state: 0 running, 1 sleeping */
+bit  woken[2];             /* NotificationHints::wake, the futex word, abstracted: 1 when a sender
+                            * changed it since the receiver read it before sleeping (the real
+                            * word is a 32-bit counter: no ABA within one sleep) */
 
 /* model-only bookkeeping */
 bit  asleep[2];            /* the runtime's thread is blocked in futex_wait(&state, 1) */
@@ -78,13 +92,14 @@ bit  nb_done = 1;
 
 /* ---- futex -------------------------------------------------------------------------------- */
 
-/* futex_wait(&state[r], 1): the kernel compares and enqueues atomically; returns at once if
- * state != 1. With SPURIOUS it may also return without a wake. */
+/* futex_wait(&wake, value read before the re-check): the kernel compares and enqueues
+ * atomically; returns at once if the word changed. With SPURIOUS it may also return without a
+ * wake. */
 inline futex_wait(r)
 {
   atomic {
     if
-    :: state[r] == 1 -> asleep[r] = 1
+    :: woken[r] == 0 -> asleep[r] = 1
     :: else -> skip
     fi
   };
@@ -98,25 +113,65 @@ inline futex_wait(r)
 
 inline futex_wake(r)
 {
-  asleep[r] = 0
+  woken[r] = 1;                                /* wake.fetch_add(1): a receiver not yet blocked returns */
+  asleep[r] = 0                                /* FUTEX_WAKE */
 }
 
 /* ---- level 2: signal(v) ------------------------------------------------------------------- */
 
+/* A peer's signal: its mapping of `state` is read-only, so it wakes whenever it sees the
+ * receiver asleep (no exchange; a redundant FUTEX_WAKE is harmless). */
 inline signal(r, b)
 {
+  if
+  :: b == VEC -> flag[r] = 1                   /* store(1, release): the raise itself */
+  :: else -> nbflag = 1
+  fi;
   pending[r] = pending[r] | b;                 /* fetch_or(bit, seq_cst) */
   /* full fence */
   if
-  :: state[r] == 1 ->
-     d_step { old = state[r]; state[r] = 0 };  /* exchange(state, running) */
-     if
-     :: old == 1 -> futex_wake(r)
-     :: else -> skip
-     fi
+  :: state[r] == 1 -> futex_wake(r)
   :: else -> skip
   fi
 }
+
+/* take(): the hint bits say where to look; a slot counts only if its flag was set. */
+inline take(r)
+{
+  d_step {
+    p = pending[r]; pending[r] = 0;            /* exchange(pending, 0) */
+    if
+    :: (p & VEC) != 0 && flag[r] == 1 -> flag[r] = 0
+    :: else -> p = p & ~VEC                    /* a hint without a raise: ignored */
+    fi;
+    if
+    :: r == CONS && (p & OTHER) != 0 && nbflag == 1 -> nbflag = 0
+    :: else -> p = p & ~OTHER
+    fi
+  }
+}
+
+/* wait()'s re-check after announcing sleep: the hints, and (rescan) every watched flag, whose
+ * hints are given back so that the next take finds it. */
+#ifdef BROKEN_NO_FLAG_RESCAN
+#define raised(r) (pending[r] != 0)
+inline rescan(r) { skip }
+#else
+#define raised(r) (pending[r] != 0 || flag[r] == 1 || (r == CONS && nbflag == 1))
+inline rescan(r)
+{
+  d_step {
+    if
+    :: flag[r] == 1 -> pending[r] = pending[r] | VEC
+    :: else -> skip
+    fi;
+    if
+    :: r == CONS && nbflag == 1 -> pending[r] = pending[r] | OTHER
+    :: else -> skip
+    fi
+  }
+}
+#endif
 
 /* ---- level 2: the runtime, entered when the coroutine has suspended ------------------------ */
 
@@ -125,7 +180,7 @@ inline signal(r, b)
 inline runtime_until_ready(r)
 {
   do
-  :: d_step { p = pending[r]; pending[r] = 0 };  /* exchange(pending, 0) */
+  :: take(r);
      if
      :: (p & VEC) != 0 -> break                  /* make the waiting coroutine ready */
      :: (p & VEC) == 0 && p != 0 -> skip         /* other coroutines ran; schedule again */
@@ -135,14 +190,16 @@ inline runtime_until_ready(r)
         :: pending[r] != 0 -> skip               /* checked before announcing sleep */
         :: else ->
            state[r] = 1;
+           woken[r] = 0;
            futex_wait(r);
            state[r] = 0
         fi
 #else
         state[r] = 1;                            /* store(sleeping, seq_cst) */
+        woken[r] = 0;                            /* reads the futex value to sleep on */
         /* full fence */
         if
-        :: pending[r] != 0 -> state[r] = 0       /* work arrived: run */
+        :: raised(r) -> rescan(r); state[r] = 0  /* work arrived: run */
         :: else ->
            futex_wait(r);
            state[r] = 0
@@ -158,14 +215,15 @@ inline runtime_until_ready(r)
 inline runtime_idle_forever(r)
 {
   do
-  :: d_step { p = pending[r]; pending[r] = 0 };
+  :: take(r);
      state[r] = 1;
+     woken[r] = 0;
      if
-     :: pending[r] != 0 -> state[r] = 0
+     :: raised(r) -> rescan(r); state[r] = 0
      :: else ->
         atomic {
           if
-          :: state[r] == 1 -> asleep[r] = 1
+          :: woken[r] == 0 -> asleep[r] = 1
           :: else -> skip
           fi
         };
@@ -244,7 +302,7 @@ active proctype Consumer()
            /* a scheduling point runs before the coroutine is registered as the waiter of VEC
             * and discards the bits nobody waits for */
            if
-           :: d_step { p = pending[CONS]; pending[CONS] = 0 }
+           :: take(CONS)                         /* and the raise it found is dropped */
            :: skip
            fi;
 #endif
@@ -275,15 +333,18 @@ active proctype Consumer()
 
 /* A peer of another channel served by the consumer's runtime: it raises a different pending
  * bit, so the consumer's runtime sees wake-ups for other coroutines, and two signallers race
- * on its `state` exchange. */
+ * to wake it. HOSTILE: it also rewrites the hint word it can write. */
 #if NEIGHBOUR_SIGNALS > 0
 active proctype Neighbour()
 {
   byte k = 0;
-  bit old;
 
   do
   :: k < NEIGHBOUR_SIGNALS -> signal(CONS, OTHER); k++
+#ifdef HOSTILE
+  :: k < NEIGHBOUR_SIGNALS -> pending[CONS] = 0; k++             /* clears every hint */
+  :: k < NEIGHBOUR_SIGNALS -> pending[CONS] = pending[CONS] | VEC; k++  /* forges ours */
+#endif
   :: else -> break
   od;
   nb_done = 1

@@ -37,9 +37,10 @@ struct RawChannel {
     layout = validate_channel(*region).value();
     req = RingProducer(request_ring(*region, layout));
     resp = RingConsumer(response_ring(*region, layout));
-    ChannelEnd se{region, layout, client_rt.notification_ptr(), client_rt.notification().mint(*cs), *ss, o};
+    ChannelEnd se{region, layout, client_rt.notification_ptr(),
+                  client_rt.notification().mint_remote(*cs, &header(*region)->raise_client), *ss, o};
     EXPECT_TRUE(s.adopt(std::move(se)));
-    to_server = s.runtime().notification().mint(*ss);
+    to_server = s.runtime().notification().mint_remote(*ss, &header(*region)->raise_server);
   }
   SenderEntry to_server;
   Counters c;
@@ -204,7 +205,8 @@ TEST(IpcErrors, ReplyWithUnknownIdIsBadMessage) {
   ChannelOptions o;
   auto region = create_channel_region(o, *ss, *cs).value();
   auto layout = validate_channel(*region).value();
-  ChannelEnd ce{region, layout, srt.notification_ptr(), srt.notification().mint(*ss), *cs, o};
+  ChannelEnd ce{region, layout, srt.notification_ptr(), srt.notification().mint_remote(*ss, &header(*region)->raise_server),
+                *cs, o};
   Client client(rt, ce);
   RingProducer resp(response_ring(*region, layout));
   RingConsumer req(request_ring(*region, layout));
@@ -220,7 +222,7 @@ TEST(IpcErrors, ReplyWithUnknownIdIsBadMessage) {
       p.publish();
       Counters c;
       to.send(c);
-    }(resp, req, rt.notification().mint(*cs)));
+    }(resp, req, rt.notification().mint_remote(*cs, &header(*region)->raise_client)));
     co_return co_await client.call(bytes("hi"));
   }());
   ASSERT_FALSE(r);
@@ -228,10 +230,33 @@ TEST(IpcErrors, ReplyWithUnknownIdIsBadMessage) {
   EXPECT_TRUE(client.closed());
 }
 
+TEST(IpcErrors, ClearedHintsDoNotLoseARaiseEvenWithoutTheBackstop) {
+  // Any client can write the server runtime's hint words (not its control line, not another
+  // channel's raise flag). A raise whose hints a hostile peer clears at once is still found:
+  // the server looks at every raise flag before it sleeps. No backstop here to hide a loss.
+  RuntimeOptions o;
+  o.spin_ns = 0;
+  o.backstop_ns = 0;
+  ServerThread st(echo_or_fail(), o);
+  Runtime rt;
+  RawChannel raw(st.server, rt);
+  uipc::abi::NotificationHints* hints = st.rt.notification().hints();
+  for (std::uint64_t id = 1; id <= 50; ++id) {
+    raw.push(id, 0);
+    hints->pending.store(0);
+    for (auto& d : hints->doorbell) d.store(0);
+    uipc::abi::EntryHeader h;
+    ASSERT_TRUE(eventually([&] { return raw.resp.peek(&h) != nullptr; })) << "request " << id << " lost";
+    EXPECT_EQ(h.id, id);
+    raw.resp.pop();
+    raw.resp.release();
+  }
+  EXPECT_EQ(st.rt.counters().backstops.get(), 0u);
+}
+
 TEST(IpcErrors, AStolenRaiseDelaysAChannelOnlyUntilTheBackstop) {
-  // A peer can write the server runtime's notification word, so it can clear another channel's
-  // pending bit. Here the request is published with no raise at all while the server sleeps:
-  // the backstop (5 ms) must still find it.
+  // A request published with no raise at all (as if a peer had undone a wake-up racing with the
+  // server's falling asleep) while the server sleeps: the backstop (5 ms) must still find it.
   RuntimeOptions o;
   o.spin_ns = 0;
   o.backstop_ns = 5'000'000;

@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <set>
 #include <thread>
+#include <vector>
 
 #include "uipc/notify/futex.hpp"
 #include "uipc/notify/notification.hpp"
@@ -98,22 +99,121 @@ TEST(Notification, ManySendersNoLostWakeups) {
   EXPECT_EQ(round.load(), kRounds);
 }
 
+// A peer's view: the control line and the hints through their fds, as a client gets them.
+Result<Notification> attach_peer(const Notification& n) {
+  return Notification::attach(::dup(n.control_fd()), ::dup(n.hints_fd()));
+}
+
 TEST(Notification, AttachValidatesTheWord) {
   auto n = Notification::create();
-  // A second view of the same word through its fd.
-  auto a = Notification::attach(::dup(n->fd()));
+  ASSERT_TRUE(n);
+  auto a = attach_peer(*n);
   ASSERT_TRUE(a) << a.error().message();
+  RaiseFlag flag{0};  // stands for a flag in a channel region both sides map
+  n->watch(5, &flag);
   Counters c;
-  a->mint(5).send(c);
+  a->mint_remote(5, &flag).send(c);
   EXPECT_NE(n->peek(), 0u);
-  // Corrupt magic: refused.
+  std::vector<std::uint32_t> got;
+  n->take([&](std::uint32_t s) { got.push_back(s); });
+  EXPECT_EQ(got, std::vector<std::uint32_t>{5});
+  // An attached notification has no receiver side: it mints nothing of its own.
+  EXPECT_FALSE(a->mint(5));
+  // Corrupt magic: refused (the owner may still write its control line).
   n->word()->magic = 0;
-  auto bad = Notification::attach(::dup(n->fd()));
+  auto bad = attach_peer(*n);
   ASSERT_FALSE(bad);
   EXPECT_EQ(bad.error(), std::errc::invalid_argument);
   // Not a memfd at all.
-  auto notmem = Notification::attach(::dup(0));
+  auto notmem = Notification::attach(::dup(0), ::dup(0));
   EXPECT_FALSE(notmem);
+}
+
+TEST(Notification, PeersCannotWriteTheControlLine) {
+  auto n = Notification::create();
+  ASSERT_TRUE(n);
+  // Not writable through any new mapping, not even the owner's own fd, nor through write(2).
+  EXPECT_EQ(::mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, n->control_fd(), 0), MAP_FAILED);
+  auto rw = Region::attach(::dup(n->control_fd()), sizeof(uipc::abi::NotificationWord));
+  ASSERT_FALSE(rw);
+  EXPECT_EQ(rw.error(), std::errc::operation_not_permitted);
+  const std::uint32_t zero = 0;
+  EXPECT_EQ(::pwrite(n->control_fd(), &zero, sizeof zero, 0), -1);
+  // A peer's read-only mapping cannot be made writable.
+  auto a = attach_peer(*n);
+  ASSERT_TRUE(a);
+  EXPECT_NE(::mprotect(a->word(), 4096, PROT_READ | PROT_WRITE), 0);
+  // The owner's own mapping stays writable.
+  n->word()->service.store(1);
+  EXPECT_EQ(a->word()->service.load(), 1u);
+}
+
+TEST(Notification, ForgedHintsRaiseNoSlot) {
+  // A hostile peer sets every hint bit it can write; no watched slot is dispatched, because no
+  // slot's raise flag was set (each lives in memory the hostile peer does not map).
+  auto n = Notification::create();
+  ASSERT_TRUE(n);
+  auto hostile = attach_peer(*n);
+  ASSERT_TRUE(hostile);
+  RaiseFlag f7{0}, f70{0};
+  n->watch(7, &f7);
+  n->watch(70, &f70);
+  hostile->hints()->pending.store(~std::uint64_t{0});
+  for (auto& d : hostile->hints()->doorbell) d.store(~std::uint64_t{0});
+  EXPECT_EQ(n->take([](std::uint32_t s) { ADD_FAILURE() << "slot " << s << " dispatched without a raise"; }), 0u);
+  // A real raise still gets through, and only it.
+  Counters c;
+  hostile->hints()->pending.store(~std::uint64_t{0});
+  n->mint_remote(70, &f70).send(c);
+  std::vector<std::uint32_t> got;
+  n->take([&](std::uint32_t s) { got.push_back(s); });
+  EXPECT_EQ(got, std::vector<std::uint32_t>{70});
+}
+
+TEST(Notification, ClearedHintsDoNotLoseARaise) {
+  // A raise whose hint bits a hostile peer cleared is found by the receiver's pre-sleep scan:
+  // wait() does not sleep, and the next take() dispatches the slot.
+  auto n = Notification::create();
+  ASSERT_TRUE(n);
+  auto hostile = attach_peer(*n);
+  ASSERT_TRUE(hostile);
+  RaiseFlag f{0};
+  n->watch(130, &f);
+  Counters c;
+  hostile->mint_remote(130, &f).send(c);
+  hostile->hints()->pending.store(0);
+  for (auto& d : hostile->hints()->doorbell) d.store(0);
+  EXPECT_FALSE(n->wait(5'000'000'000, c));  // would sleep 5 s if the raise were lost
+  std::vector<std::uint32_t> got;
+  n->take([&](std::uint32_t s) { got.push_back(s); });
+  EXPECT_EQ(got, std::vector<std::uint32_t>{130});
+  // Unwatched slots are not scanned.
+  n->unwatch(130);
+  f.store(1);
+  EXPECT_TRUE(n->wait(1'000'000, c));
+}
+
+TEST(Notification, PeerWakesASleepingReceiverThroughItsReadOnlyMapping) {
+  auto n = Notification::create();
+  ASSERT_TRUE(n);
+  auto peer = attach_peer(*n);
+  ASSERT_TRUE(peer);
+  RaiseFlag f{0};
+  n->watch(9, &f);
+  Counters rc, sc;
+  std::atomic<unsigned> taken{0};
+  std::thread receiver([&] {
+    while (taken.load() == 0) {
+      taken += n->take([](std::uint32_t) {});
+      if (taken.load() == 0) n->wait(-1, rc);
+    }
+  });
+  while (n->word()->state.load() != static_cast<std::uint32_t>(uipc::abi::ReceiverState::sleeping))
+    std::this_thread::yield();
+  EXPECT_TRUE(peer->mint_remote(9, &f).send(sc));
+  receiver.join();
+  EXPECT_EQ(taken.load(), 1u);
+  EXPECT_EQ(sc.kernel_entries.get(), 1u);
 }
 
 TEST(Region, RefusesUnsealedAndShortMemory) {

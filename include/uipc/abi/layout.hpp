@@ -22,17 +22,30 @@ namespace uipc::abi {
 inline constexpr std::size_t kCacheLine = 64;
 inline constexpr std::uint32_t kVectors = 64;                      // user-interrupt vectors
 inline constexpr std::uint32_t kMaxSlots = kVectors * kVectors;    // vectors × doorbell bits
-inline constexpr std::uint32_t kAbiVersion = 3;  // 3: per-entry publication, waiter on its own line
+inline constexpr std::uint32_t kAbiVersion = 4;  // 4: per-slot raise flags, read-only control line
 
 static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
 static_assert(sizeof(std::atomic<std::uint64_t>) == 8 && sizeof(std::atomic<std::uint32_t>) == 4);
 
 // ---------------------------------------------------------------------------------------------
-// U-notification: laid out like a posted-interrupt descriptor. A slot s (0..4095) maps to
-// vector s % 64 and doorbell bit s / 64, so up to 64 slots own a vector each and the doorbell
-// word of a vector says which of its (up to 64) sharers rang.
+// U-notification: laid out like a posted-interrupt descriptor, split by who may write it.
+//
+//  * NotificationWord (the control line): written only by the owning process. Peers map it
+//    read-only (its memfd carries F_SEAL_FUTURE_WRITE once the owner has mapped it): they read
+//    `state` to learn whether the receiver sleeps, but cannot tell it "running" while it sleeps.
+//  * NotificationHints: written by every sender. A slot s (0..4095) maps to vector s % 64 and
+//    doorbell bit s / 64, so up to 64 slots own a vector each and the doorbell word of a vector
+//    says which of its (up to 64) sharers rang. These bits are only hints: a peer can set or
+//    clear any of them. The futex word `wake` is here too (a sender must change it); a peer that
+//    rewrites it can at worst undo a wake-up racing with the receiver's falling asleep, which
+//    the receiver's bounded sleep (the runtime's backstop) then recovers.
+//  * The raise itself is a per-slot flag that only the slot's own sender can write (for a
+//    channel: a line in that channel's region, ChannelHeader::raise_server / raise_client). The
+//    receiver acts on slot s only when s's flag is set, so a forged hint costs a look at one flag
+//    and a cleared hint is found again by the full flag scan before the receiver sleeps.
 inline constexpr std::uint64_t kNotificationMagic = 0x7569'7063'4e4f'5446ull;  // "uipcNOTF"
+inline constexpr std::uint64_t kHintsMagic = 0x7569'7063'4849'4e54ull;         // "uipcHINT"
 
 enum class ReceiverState : std::uint32_t {
   running = 0,   // the receiver will look at `pending` at its next scheduling point
@@ -40,22 +53,34 @@ enum class ReceiverState : std::uint32_t {
 };
 
 struct alignas(kCacheLine) NotificationWord {
-  // line 0: the hot words a sender touches
-  std::atomic<std::uint64_t> pending;  // one bit per vector
   std::atomic<std::uint32_t> state;    // ReceiverState; also the futex word
   std::uint32_t version;
   std::uint64_t magic;
   std::atomic<std::uint32_t> service;  // 1: the owner's own threads posted work (Runtime::post);
                                        // not a vector, so all 4096 slots stay for channels
-  std::uint8_t pad0[kCacheLine - 28];
+  std::uint8_t pad0[kCacheLine - 20];
+};
+static_assert(offsetof(NotificationWord, state) == 0);
+static_assert(offsetof(NotificationWord, magic) == 8);
+static_assert(offsetof(NotificationWord, service) == 16);
+static_assert(sizeof(NotificationWord) == kCacheLine);
+
+struct alignas(kCacheLine) NotificationHints {
+  // line 0: the first-level word every sender touches
+  std::atomic<std::uint64_t> pending;  // one bit per vector
+  std::uint64_t magic;
+  std::uint32_t version;
+  std::atomic<std::uint32_t> wake;     // the futex the receiver sleeps on: a sender that finds
+                                       // the receiver sleeping adds 1 and wakes it, so a wake
+                                       // that comes before the receiver blocks is not lost
+  std::uint8_t pad0[kCacheLine - 24];
   // lines 1..8: second-level doorbells, one 64-bit word per vector
   std::atomic<std::uint64_t> doorbell[kVectors];
 };
-static_assert(offsetof(NotificationWord, pending) == 0);
-static_assert(offsetof(NotificationWord, state) == 8);
-static_assert(offsetof(NotificationWord, service) == 24);
-static_assert(offsetof(NotificationWord, doorbell) == kCacheLine);
-static_assert(sizeof(NotificationWord) == kCacheLine + kVectors * 8);
+static_assert(offsetof(NotificationHints, pending) == 0);
+static_assert(offsetof(NotificationHints, wake) == 20);
+static_assert(offsetof(NotificationHints, doorbell) == kCacheLine);
+static_assert(sizeof(NotificationHints) == kCacheLine + kVectors * 8);
 
 constexpr std::uint32_t slot_vector(std::uint32_t slot) { return slot % kVectors; }
 constexpr std::uint32_t slot_doorbell_bit(std::uint32_t slot) { return slot / kVectors; }
@@ -145,9 +170,19 @@ struct alignas(kCacheLine) ChannelHeader {
   // line 2: mutable by either side after setup
   alignas(kCacheLine) std::atomic<std::uint32_t> closed;  // ChannelFlags
   std::uint8_t pad1[kCacheLine - 4];
+  // lines 3 and 4: the raise flags of the two slots (see NotificationHints). raise_server is set
+  // by the client and cleared by the server; raise_client the other way round. Each sits in
+  // this channel's region, which only this client and its server map, so no other client can
+  // raise either slot.
+  alignas(kCacheLine) std::atomic<std::uint32_t> raise_server;
+  std::uint8_t pad2[kCacheLine - 4];
+  alignas(kCacheLine) std::atomic<std::uint32_t> raise_client;
+  std::uint8_t pad3[kCacheLine - 4];
 };
 static_assert(offsetof(ChannelHeader, req_indices) == 48);
 static_assert(offsetof(ChannelHeader, closed) == 2 * kCacheLine);
-static_assert(sizeof(ChannelHeader) == 3 * kCacheLine);
+static_assert(offsetof(ChannelHeader, raise_server) == 3 * kCacheLine);
+static_assert(offsetof(ChannelHeader, raise_client) == 4 * kCacheLine);
+static_assert(sizeof(ChannelHeader) == 5 * kCacheLine);
 
 }  // namespace uipc::abi

@@ -183,7 +183,9 @@ class Runtime {
   // when all 4096 are taken.
   Result<std::uint32_t> allocate_slot();
   void release_slot(std::uint32_t slot);
-  void bind(std::uint32_t slot, SlotHandler fn, void* ctx);
+  // `flag`: where the slot's raise flag lives (a channel region); nullptr: the notification's
+  // own. release_slot() forgets it, so the flag's memory must outlive the slot's allocation.
+  void bind(std::uint32_t slot, SlotHandler fn, void* ctx, RaiseFlag* flag = nullptr);
   void unbind(std::uint32_t slot);
 
   const RuntimeOptions& options() const noexcept { return opts_; }
