@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <memory>
 #include <set>
@@ -33,6 +34,23 @@ class Kv : public ::testing::Test {
   void SetUp() override { ::alarm(60); }
   void TearDown() override { ::alarm(0); }
 };
+
+// The tests that fork want a process with one thread (ThreadSanitizer refuses to start threads in
+// a child forked from a multi-threaded process). ctest runs every test in a process of its own;
+// a whole-binary run may have a thread left from an earlier test (the process-wide peer watcher).
+bool single_threaded() {
+  FILE* f = std::fopen("/proc/self/status", "r");
+  if (!f) return false;
+  char line[256];
+  int threads = 0;
+  while (std::fgets(line, sizeof line, f))
+    if (std::sscanf(line, "Threads: %d", &threads) == 1) break;
+  std::fclose(f);
+  return threads == 1;
+}
+#define REQUIRE_SINGLE_THREADED()                                                                   \
+  if (!single_threaded()) GTEST_SKIP() << "this test forks and needs a single-threaded process; " \
+                                          "run it alone (ctest does)"
 
 std::string socket_path(const char* tag) {
   static int n = 0;
@@ -372,6 +390,7 @@ std::string final_value(int key, int proc) { return "last:" + std::to_string(key
 
 template <class S>
 void hammer_test(bool uipc_mode, const char* tag) {
+  REQUIRE_SINGLE_THREADED();
   const std::string path = socket_path(tag);
   int go[2];
   ASSERT_EQ(::pipe(go), 0);
@@ -424,6 +443,7 @@ TEST_F(Kv, TwinClientProcessesHammerOverlappingKeys) { hammer_test<TwinServer>(f
 // A uipc client process that puts requests in flight and is killed before it reads the replies;
 // the server drops its channel and another client carries on.
 TEST_F(Kv, UipcClientKilledMidRequestLeavesOthersServing) {
+  REQUIRE_SINGLE_THREADED();
   const std::string path = socket_path("vanish-uipc");
   int go[2], sent[2];
   ASSERT_EQ(::pipe(go), 0);
@@ -523,6 +543,7 @@ TEST_F(Kv, TwinClientsClosingMidRequestLeaveOthersServing) {
 // ---- the load generator ------------------------------------------------------------------------
 
 TEST_F(Kv, LoadGeneratorRunsBothModesAndChecksEveryReply) {
+  REQUIRE_SINGLE_THREADED();
   for (const char* mode : {"uipc", "uds-epoll"}) {
     LoadParams p;
     p.mode = mode;
