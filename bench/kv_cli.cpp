@@ -11,6 +11,7 @@
 #include <cstring>
 #include <fstream>
 #include <map>
+#include <set>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -40,7 +41,9 @@ struct Options {
   double seconds = 1.0;
   std::size_t value_bytes = 64, keys = 10000;
   unsigned get_percent = 90;
-  long server_spin_us = -1, client_spin_us = -1, client_yields = -1;
+  long client_yields = -1;
+  std::string server_spin = "auto", client_spin = "auto";
+  unsigned repeat = 1;
   CLI::Option* seconds_opt = nullptr;
   CLI::Option* connections_opt = nullptr;
 };
@@ -67,7 +70,7 @@ std::string fmt_rate(double v) {
   return out;
 }
 
-void run(const Options& o) {
+void run(Options o) {
   // Validate everything before running anything.
   kv::LoadParams base;
   base.inflight = o.inflight;
@@ -77,8 +80,15 @@ void run(const Options& o) {
   base.keys = o.keys;
   base.get_percent = o.get_percent;
   base.cpus = parse_cpus(o.cpus);
-  if (o.server_spin_us >= 0) base.server_spin_ns = o.server_spin_us * 1000;
-  if (o.client_spin_us >= 0) base.client_spin_ns = o.client_spin_us * 1000;
+  // Spin windows: "auto" (-2 here) is decided per connection count below.
+  auto parse_spin = [](const char* opt, const std::string& v) -> std::int64_t {
+    if (v == "auto") return -2;
+    const auto us = parse_number(opt, v);
+    if (us > 1'000'000) usage(std::string(opt) + ": at most 1000000");
+    return static_cast<std::int64_t>(us) * 1000;
+  };
+  const std::int64_t server_spin = parse_spin("--server-spin-us", o.server_spin);
+  const std::int64_t client_spin = parse_spin("--client-spin-us", o.client_spin);
   base.client_yields = o.client_yields;
   std::vector<unsigned> conns;
   const std::string cs = o.connections_opt->count() ? o.connections : o.quick ? kQuickConnections : kDefaultConnections;
@@ -107,10 +117,10 @@ void run(const Options& o) {
   const Facts facts = machine_facts();
   const std::string pinning = base.cpus.empty() ? std::string("processes unpinned")
                                                 : "server on CPU " + std::to_string(base.cpus[0]) + ", clients on the rest";
-  std::string spin;
-  if (o.server_spin_us >= 0) spin += "; uipc server spin " + std::to_string(o.server_spin_us) + " us";
-  if (o.client_spin_us >= 0) spin += "; uipc client spin " + std::to_string(o.client_spin_us) + " us";
+  std::string spin = "; uipc spin (server/client): " + o.server_spin + "/" + o.client_spin +
+                     (server_spin == -2 || client_spin == -2 ? " (auto: 0 when client processes + server outnumber the CPUs, else the library's)" : "");
   if (o.client_yields >= 0) spin += "; uipc client yields " + std::to_string(o.client_yields);
+  if (o.repeat > 1) spin += "; median of " + std::to_string(o.repeat) + " runs per scenario, modes interleaved";
   std::printf("uipc bench kv: %s, %u CPUs, %s, %s build, commit %s\n", facts.cpu_model.c_str(), facts.cores,
               facts.kernel.c_str(), facts.build_type.c_str(), facts.commit.c_str());
   std::printf("one server thread (uipc: InlineHandler on one runtime; twin: one epoll loop), one client process per\n"
@@ -118,29 +128,52 @@ void run(const Options& o) {
               "scenario (+%.2f s warm-up); %s%s\n\n",
               base.inflight, base.get_percent, 100 - base.get_percent, base.keys, base.value_bytes, base.seconds,
               base.warmup_s, pinning.c_str(), spin.c_str());
-  std::printf("%-10s %5s %8s %12s %10s %10s %8s %7s\n", "mode", "conns", "inflight", "req/s", "p50", "p99", "kern/op", "cpu_s");
+  std::printf("%-10s %5s %8s %12s %10s %10s %8s %7s  %s\n", "mode", "conns", "inflight", "req/s", "p50", "p99", "kern/op", "cpu_s", "note");
 
   std::map<std::pair<unsigned, std::string>, kv::LoadResult> results;
   std::string first_error;
   const std::string workload = "get" + std::to_string(base.get_percent) + "/put" + std::to_string(100 - base.get_percent) +
                                " keys=" + std::to_string(base.keys) + " value=" + std::to_string(base.value_bytes) + "B";
+  const std::size_t cpus_usable = base.cpus.empty() ? allowed_cpus().size() : std::set<int>(base.cpus.begin(), base.cpus.end()).size();
   for (unsigned n : conns) {
+    kv::LoadParams p = base;
+    p.connections = n;
+    // auto: runtimes that would share CPUs (with each other or the server) do not spin: a spinning
+    // process holds a CPU its peer needs, and gets it back only at the next scheduler tick.
+    const bool crowded = n + 1 > cpus_usable;
+    p.server_spin_ns = server_spin == -2 ? (crowded ? 0 : -1) : server_spin;
+    p.client_spin_ns = client_spin == -2 ? (crowded ? 0 : -1) : client_spin;
+    std::map<std::string, std::vector<kv::LoadResult>> runs;
+    for (unsigned rep = 0; rep < o.repeat; ++rep)  // modes interleaved, so drifting background load hits both
+      for (const auto& mode : modes) {
+        p.mode = mode;
+        runs[mode].push_back(kv::run_load(p));
+      }
     for (const auto& mode : modes) {
-      kv::LoadParams p = base;
       p.mode = mode;
-      p.connections = n;
-      const kv::LoadResult r = kv::run_load(p);
-      results[{n, mode}] = r;
-      if (!r.ok) {
-        std::printf("%-10s %5u %8u  FAILED: %s\n", mode.c_str(), n, p.inflight, r.error.c_str());
-        if (first_error.empty()) first_error = mode + " with " + std::to_string(n) + " connections: " + r.error;
+      auto& v = runs[mode];
+      const auto bad = std::find_if(v.begin(), v.end(), [](const kv::LoadResult& r) { return !r.ok; });
+      if (bad != v.end()) {
+        results[{n, mode}] = *bad;
+        std::printf("%-10s %5u %8u  FAILED: %s\n", mode.c_str(), n, p.inflight, bad->error.c_str());
+        if (first_error.empty()) first_error = mode + " with " + std::to_string(n) + " connections: " + bad->error;
         std::fflush(stdout);
         continue;
       }
-      std::printf("%-10s %5u %8u %12s %10s %10s %8.2f %7.2f\n", mode.c_str(), n, p.inflight, fmt_rate(r.ops_per_s()).c_str(),
-                  fmt_ns(r.p50_ns).c_str(), fmt_ns(r.p99_ns).c_str(), r.kernel_entries_per_op(), r.cpu_s);
+      std::sort(v.begin(), v.end(), [](const kv::LoadResult& a, const kv::LoadResult& b) { return a.ops_per_s() < b.ops_per_s(); });
+      const kv::LoadResult& r = v[v.size() / 2];  // the median run (upper median for an even count)
+      results[{n, mode}] = r;
+      std::string note;
+      auto us = [](std::int64_t ns) { return ns >= 0 ? std::to_string(ns / 1000) + " us" : std::string("default"); };
+      if (mode == "uipc") note = "spin " + us(p.server_spin_ns) + "/" + us(p.client_spin_ns);
+      if (v.size() > 1)
+        note += std::string(note.empty() ? "" : "; ") + "runs " + fmt_rate(v.front().ops_per_s()) + " .. " + fmt_rate(v.back().ops_per_s());
+      std::printf("%-10s %5u %8u %12s %10s %10s %8.2f %7.2f  %s\n", mode.c_str(), n, p.inflight, fmt_rate(r.ops_per_s()).c_str(),
+                  fmt_ns(r.p50_ns).c_str(), fmt_ns(r.p99_ns).c_str(), r.kernel_entries_per_op(), r.cpu_s, note.c_str());
       std::fflush(stdout);
       if (json.is_open()) {
+        std::vector<double> rates;
+        for (const auto& x : v) rates.push_back(x.ops_per_s());
         nlohmann::ordered_json j = {
             {"scenario", "kv"},
             {"mode", mode},
@@ -159,7 +192,13 @@ void run(const Options& o) {
             {"puts", r.puts},
             {"wall_s", r.wall_s},
             {"workload", workload},
-            {"note", "inflight = calls in flight per connection; " + std::to_string(n) + " client processes, 1 server thread"},
+            {"repeat", o.repeat},
+            {"ops_per_s_runs", rates},
+            {"server_spin_ns", mode == "uipc" ? nlohmann::json(p.server_spin_ns) : nlohmann::json(nullptr)},
+            {"client_spin_ns", mode == "uipc" ? nlohmann::json(p.client_spin_ns) : nlohmann::json(nullptr)},
+            {"client_yields", mode == "uipc" ? nlohmann::json(p.client_yields) : nlohmann::json(nullptr)},
+            {"note", "inflight = calls in flight per connection; " + std::to_string(n) +
+                         " client processes, 1 server thread; median of " + std::to_string(o.repeat) + " run(s); -1 = library default"},
             {"cpus", p.cpus},
             {"cpu_model", facts.cpu_model},
             {"cores", facts.cores},
@@ -226,14 +265,17 @@ void add_kv_bench(CLI::App& bench) {
                 "CPUs: the server's first, then the clients' (round robin), e.g. 0,1; 'none' leaves every process "
                 "unpinned (default none)")
       ->type_name("LIST");
-  c->add_option("--server-spin-us", o->server_spin_us,
-                "uipc server runtime: spin window before it sleeps, in us (default: the library's, 50)")
-      ->type_name("US")
-      ->check(CLI::Range(0l, 1'000'000l));
-  c->add_option("--client-spin-us", o->client_spin_us,
-                "uipc client runtimes: spin window before they yield or sleep, in us (default: the library's, 50)")
-      ->type_name("US")
-      ->check(CLI::Range(0l, 1'000'000l));
+  c->add_option("--server-spin-us", o->server_spin,
+                "uipc server runtime: spin window before it sleeps, in us, or 'auto': 0 when the client processes "
+                "and the server outnumber the CPUs, else the library's 50 (default auto)")
+      ->type_name("US|auto");
+  c->add_option("--client-spin-us", o->client_spin,
+                "uipc client runtimes: spin window before they yield or sleep, in us, or 'auto' (as for the server; "
+                "default auto)")
+      ->type_name("US|auto");
+  c->add_option("--repeat", o->repeat, "Run every scenario N times, modes interleaved, and report the median run by req/s (default 1)")
+      ->type_name("N")
+      ->check(CLI::Range(1u, 100u));
   c->add_option("--client-yields", o->client_yields,
                 "uipc client runtimes: sched_yield calls after the spin window, before sleeping (default: the library's, 0)")
       ->type_name("N")
