@@ -191,7 +191,7 @@ void run(Options o) {
             {"gets", r.gets},
             {"puts", r.puts},
             {"wall_s", r.wall_s},
-            {"workload", workload},
+            {"workload", workload + " connections=" + std::to_string(n)},  // uipc report keys tables by workload
             {"repeat", o.repeat},
             {"ops_per_s_runs", rates},
             {"server_spin_ns", mode == "uipc" ? nlohmann::json(p.server_spin_ns) : nlohmann::json(nullptr)},
