@@ -117,8 +117,17 @@ void run(Options o) {
   const Facts facts = machine_facts();
   const std::string pinning = base.cpus.empty() ? std::string("processes unpinned")
                                                 : "server on CPU " + std::to_string(base.cpus[0]) + ", clients on the rest";
-  std::string spin = "; uipc spin (server/client): " + o.server_spin + "/" + o.client_spin +
-                     (server_spin == -2 || client_spin == -2 ? " (auto: 0 when client processes + server outnumber the CPUs, else the library's)" : "");
+  // Other work on the machine, for the 'auto' spin rule: the 1-minute load average before we start.
+  double other_load = 0;
+  if (FILE* f = std::fopen("/proc/loadavg", "r")) {
+    if (std::fscanf(f, "%lf", &other_load) != 1) other_load = 0;
+    std::fclose(f);
+  }
+  const std::size_t busy = static_cast<std::size_t>(other_load + 0.5);
+  std::string spin = "; uipc spin (server/client): " + o.server_spin + "/" + o.client_spin;
+  if (server_spin == -2 || client_spin == -2)
+    spin += " (auto: 0 when client processes + server + other load outnumber the CPUs, else the library's; other load " +
+            fmt("%.1f", other_load) + ")";
   if (o.client_yields >= 0) spin += "; uipc client yields " + std::to_string(o.client_yields);
   if (o.repeat > 1) spin += "; median of " + std::to_string(o.repeat) + " runs per scenario, modes interleaved";
   std::printf("uipc bench kv: %s, %u CPUs, %s, %s build, commit %s\n", facts.cpu_model.c_str(), facts.cores,
@@ -128,7 +137,8 @@ void run(Options o) {
               "scenario (+%.2f s warm-up); %s%s\n\n",
               base.inflight, base.get_percent, 100 - base.get_percent, base.keys, base.value_bytes, base.seconds,
               base.warmup_s, pinning.c_str(), spin.c_str());
-  std::printf("%-10s %5s %8s %12s %10s %10s %8s %7s  %s\n", "mode", "conns", "inflight", "req/s", "p50", "p99", "kern/op", "cpu_s", "note");
+  std::printf("%-10s %5s %8s %12s %10s %10s %8s %7s %8s  %s\n", "mode", "conns", "inflight", "req/s", "p50", "p99", "kern/op",
+              "cpu_s", "cpu/op", "note");
 
   std::map<std::pair<unsigned, std::string>, kv::LoadResult> results;
   std::string first_error;
@@ -138,9 +148,10 @@ void run(Options o) {
   for (unsigned n : conns) {
     kv::LoadParams p = base;
     p.connections = n;
-    // auto: runtimes that would share CPUs (with each other or the server) do not spin: a spinning
-    // process holds a CPU its peer needs, and gets it back only at the next scheduler tick.
-    const bool crowded = n + 1 > cpus_usable;
+    // auto: runtimes that would share CPUs (with each other, the server or other work) do not spin:
+    // a spinning process holds a CPU its peer needs (docs/kv.md: 1 connection on 2 busy CPUs ran
+    // 20x slower with the library's 50 us spin than with none).
+    const bool crowded = n + 1 + busy > cpus_usable;
     p.server_spin_ns = server_spin == -2 ? (crowded ? 0 : -1) : server_spin;
     p.client_spin_ns = client_spin == -2 ? (crowded ? 0 : -1) : client_spin;
     std::map<std::string, std::vector<kv::LoadResult>> runs;
@@ -168,8 +179,9 @@ void run(Options o) {
       if (mode == "uipc") note = "spin " + us(p.server_spin_ns) + "/" + us(p.client_spin_ns);
       if (v.size() > 1)
         note += std::string(note.empty() ? "" : "; ") + "runs " + fmt_rate(v.front().ops_per_s()) + " .. " + fmt_rate(v.back().ops_per_s());
-      std::printf("%-10s %5u %8u %12s %10s %10s %8.2f %7.2f  %s\n", mode.c_str(), n, p.inflight, fmt_rate(r.ops_per_s()).c_str(),
-                  fmt_ns(r.p50_ns).c_str(), fmt_ns(r.p99_ns).c_str(), r.kernel_entries_per_op(), r.cpu_s, note.c_str());
+      std::printf("%-10s %5u %8u %12s %10s %10s %8.2f %7.2f %8s  %s\n", mode.c_str(), n, p.inflight, fmt_rate(r.ops_per_s()).c_str(),
+                  fmt_ns(r.p50_ns).c_str(), fmt_ns(r.p99_ns).c_str(), r.kernel_entries_per_op(), r.cpu_s,
+                  fmt_ns(r.ops ? r.cpu_s * 1e9 / static_cast<double>(r.ops) : 0).c_str(), note.c_str());
       std::fflush(stdout);
       if (json.is_open()) {
         std::vector<double> rates;
@@ -187,6 +199,7 @@ void run(Options o) {
             {"kernel_entries", r.kernel_entries},
             {"cpu_s", r.cpu_s},
             {"server_cpu_s", r.server_cpu_s},
+            {"cpu_ns_per_op", r.ops ? r.cpu_s * 1e9 / static_cast<double>(r.ops) : 0.0},
             {"ops", r.ops},
             {"gets", r.gets},
             {"puts", r.puts},
@@ -216,8 +229,9 @@ void run(Options o) {
 
   if (std::find(modes.begin(), modes.end(), "uipc") != modes.end() &&
       std::find(modes.begin(), modes.end(), "uds-epoll") != modes.end()) {
-    std::printf("\nuipc / twin (uds-epoll), same run (target, issue 6: req/s >= 3x at 8+ connections, lower p99)\n");
-    std::printf("%5s %12s %12s %12s\n", "conns", "req/s ratio", "p99 ratio", "target");  // p99 ratio < 1: uipc lower
+    std::printf("\nuipc / twin (uds-epoll), same run (target, issue 6: req/s >= 3x at 8+ connections, lower p99;\n"
+                "cpu/op: CPU time per request, server + clients, < 1 when uipc needs less)\n");
+    std::printf("%5s %12s %12s %14s %12s\n", "conns", "req/s ratio", "p99 ratio", "cpu/op ratio", "target");  // p99 < 1: uipc lower
     for (unsigned n : conns) {
       const auto& a = results[{n, "uipc"}];
       const auto& b = results[{n, "uds-epoll"}];
@@ -226,8 +240,9 @@ void run(Options o) {
         continue;
       }
       const double rr = a.ops_per_s() / b.ops_per_s(), pr = a.p99_ns / b.p99_ns;
+      const double cr = (a.cpu_s / static_cast<double>(a.ops)) / (b.cpu_s / static_cast<double>(b.ops));
       const char* verdict = n < 8 ? "(n/a)" : (rr >= 3.0 && pr < 1.0) ? "met" : "not met";
-      std::printf("%5u %11.2fx %11sx %12s\n", n, rr, fmt(pr < 0.1 ? "%.4f" : "%.2f", pr).c_str(), verdict);
+      std::printf("%5u %11.2fx %11sx %13.2fx %12s\n", n, rr, fmt(pr < 0.1 ? "%.4f" : "%.2f", pr).c_str(), cr, verdict);
     }
   }
   if (!first_error.empty()) throw std::runtime_error("bench kv: " + first_error);
