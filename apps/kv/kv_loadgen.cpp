@@ -442,6 +442,10 @@ std::string check_params(const LoadParams& p) {
   if (!(p.warmup_s >= 0 && p.warmup_s <= 60)) return "warm-up must be in [0, 60] seconds";
   if (p.value_bytes > kMaxValue) return "value bytes must be 0.." + std::to_string(kMaxValue);
   if (p.keys < 1 || p.keys > 10'000'000) return "keys must be 1..10000000";
+  // A twin client writes its whole window with one blocking send before it reads; the server stops
+  // reading a connection with 1 MiB of replies pending, so a larger window could stall both.
+  if (static_cast<std::uint64_t>(p.inflight) * (kFramePrefix + kHeaderBytes + p.value_bytes) > (1u << 20))
+    return "inflight x value bytes must stay within 1 MiB per connection (the twin's reply backlog)";
   if (p.get_percent > 100) return "get percent must be 0..100";
   sockaddr_un a{};
   if (p.socket_dir.size() + 40 >= sizeof a.sun_path) return "socket directory path too long";

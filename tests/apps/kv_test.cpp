@@ -283,6 +283,39 @@ TEST_F(Kv, UipcServerKeepsServingOtherClientsAfterBadRequests) {
   }(*good.value(), *bad.value()));
 }
 
+// A client whose channel payload is smaller than the largest reply: replies that fit arrive,
+// one that does not is refused with message_size, and the channel stays up.
+TEST_F(Kv, UipcServerRefusesOnlyRepliesTooBigForTheChannel) {
+  Running<UipcServer> u("uipc-small");
+  Runtime rt;
+  ipc::ChannelOptions small;
+  small.max_payload = 64;
+  auto c = ipc::connect(rt, u.path, small);
+  ASSERT_TRUE(c) << c.error().message();
+  UipcClient cl(std::move(c.value()));
+  rt.block_on([](UipcClient& k) -> Task<void> {
+    auto a = co_await k.call(Op::put, "s", "short");
+    EXPECT_TRUE(a && a.value().status == Status::ok);
+    auto b = co_await k.call(Op::get, "s");
+    EXPECT_TRUE(b && b.value().value == "short");
+    auto big = co_await k.call(Op::put, "b", std::string(40, 'b'));  // 8 + 1 + 40 bytes: fits
+    EXPECT_TRUE(big && big.value().status == Status::ok);
+    auto g = co_await k.call(Op::get, "b");  // a 48-byte reply: fits
+    EXPECT_TRUE(g && g.value().value == std::string(40, 'b'));
+  }(cl));
+  // A value put by another client that does not fit this channel's replies.
+  Runtime rt2;
+  auto wide = UipcClient::connect(rt2, u.path, 4);
+  ASSERT_TRUE(wide);
+  ASSERT_TRUE(rt2.block_on(wide.value()->call(Op::put, "huge", std::string(1000, 'h'))));
+  rt.block_on([](UipcClient& k) -> Task<void> {
+    auto h = co_await k.call(Op::get, "huge");
+    EXPECT_EQ(h.error(), std::errc::message_size);
+    auto again = co_await k.call(Op::get, "s");  // still up
+    EXPECT_TRUE(again && again.value().value == "short");
+  }(cl));
+}
+
 TEST_F(Kv, TwinKeepsServingAfterOversizedAndBrokenFrames) {
   Running<TwinServer> t("twin-bad");
   auto a = TwinClient::connect(t.path);
