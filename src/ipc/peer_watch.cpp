@@ -34,7 +34,13 @@ class Watcher {
   Result<std::uint64_t> watch(pid_t pid, std::function<void()> fn) {
     if (epfd_ < 0 || wake_ < 0) return std::errc::function_not_supported;
     const long fd = ::syscall(SYS_pidfd_open, pid, 0);
-    if (fd < 0) return errno == ENOSYS ? std::make_error_code(std::errc::function_not_supported) : errno_code(errno);
+    if (fd < 0) {
+      if (errno == ESRCH) {  // already gone (and reaped) before we could watch it: its death is now
+        fn();
+        return std::uint64_t{0};
+      }
+      return errno == ENOSYS ? std::make_error_code(std::errc::function_not_supported) : errno_code(errno);
+    }
     std::lock_guard lk(mu_);
     const std::uint64_t token = ++next_;
     entries_.emplace(token, Entry{static_cast<int>(fd), std::move(fn)});
@@ -51,6 +57,7 @@ class Watcher {
   }
 
   void cancel(std::uint64_t token) noexcept {
+    if (token == 0) return;  // a peer that was gone before it was watched
     std::unique_lock lk(mu_);
     cv_.wait(lk, [&] { return running_ != token; });
     auto it = entries_.find(token);

@@ -13,6 +13,7 @@
 #include <string>
 
 #include "uipc/ipc/endpoint.hpp"
+#include "uipc/ipc/peer_watch.hpp"
 
 using namespace uipc;
 using namespace uipc::ipc;
@@ -304,4 +305,20 @@ TEST(PeerDeath, KilledClientReleasesItsChannelAndOthersCarryOn) {
   mine.value().reset();
   server.stop();
   st.join();
+}
+
+TEST(PeerDeath, APeerGoneBeforeItIsWatchedIsReportedAtOnce) {
+  // A client can die (and be reaped) between its handshake and the server's pidfd_open: the
+  // watch must report the death at once instead of watching nothing.
+  const pid_t kid = ::fork();
+  if (kid == 0) _exit(0);
+  ASSERT_GT(kid, 0);
+  int st = 0;
+  ASSERT_EQ(::waitpid(kid, &st, 0), kid);
+  int fired = 0;
+  auto w = uipc::ipc::peer_watch::watch(kid, [&] { ++fired; });
+  ASSERT_TRUE(w) << w.error().message();
+  EXPECT_EQ(w.value(), 0u);
+  EXPECT_EQ(fired, 1);
+  uipc::ipc::peer_watch::cancel(w.value());  // a no-op for token 0
 }
