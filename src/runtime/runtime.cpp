@@ -3,6 +3,7 @@
 #include <sched.h>
 #include <time.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <thread>
@@ -71,7 +72,8 @@ unsigned WaitList::wake_all() noexcept {
 // ---- Runtime ----
 
 Runtime::Runtime(RuntimeOptions opts)
-    : opts_(opts), handlers_(new Handler[abi::kMaxSlots]), slot_used_(abi::kMaxSlots / 64, 0) {
+    : opts_(opts), spin_window_(opts.spin_ns > 0 ? opts.spin_ns : 0), handlers_(new Handler[abi::kMaxSlots]),
+      slot_used_(abi::kMaxSlots / 64, 0) {
   auto n = Notification::create();
   if (!n) {
     std::fprintf(stderr, "uipc: cannot create the runtime's notification: %s\n", n.error().message().c_str());
@@ -342,12 +344,13 @@ void Runtime::idle() {
   if (!poll && !arm_all()) return;
   // 1. spin: cheap checks of the pending word (and polls of parked rings); the clock only
   //    every 64 rounds.
-  if (opts_.spin_ns > 0) {
-    const std::uint64_t until = now_ns() + static_cast<std::uint64_t>(opts_.spin_ns);
+  if (spin_window_ > 0) {
+    const std::uint64_t until = now_ns() + static_cast<std::uint64_t>(spin_window_);
     std::uint64_t rounds = 0;
     for (;;) {
       if (notif_->peek() != 0 || (poll && pollers_ != nullptr && poll_all())) {
         counters_.spins.add(rounds);
+        if (opts_.adaptive_spin) spin_window_ = std::min(opts_.spin_ns, std::max(spin_window_ * 2, kMinSpinNs));
         return;
       }
       cpu_relax();
@@ -357,7 +360,8 @@ void Runtime::idle() {
       }
     }
     counters_.spins.add(rounds);
-    if (!ready_.empty()) return;
+    if (!ready_.empty()) return;  // a timer fired: work found
+    if (opts_.adaptive_spin) spin_window_ = std::max(std::min(kMinSpinNs, opts_.spin_ns), spin_window_ / 2);
   }
   // 2. from here on, producers must signal: arm every parked poller (re-checking each ring).
   if (poll && !arm_all()) {

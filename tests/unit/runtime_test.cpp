@@ -107,6 +107,50 @@ TEST(Runtime, InterruptFromAnotherThreadWakesASleepingRuntime) {
   EXPECT_GE(rt.counters().sleeps.get(), 1u);
 }
 
+TEST(Runtime, SpinWindowShrinksWhenSpinsFindNothingAndGrowsWhenTheyDo) {
+  RuntimeOptions o;
+  o.spin_ns = 64'000;
+  Runtime rt(o);
+  EXPECT_EQ(rt.spin_window_ns(), 64'000);
+  // Sleeps longer than the window: every spin ends with nothing found, so the window halves
+  // each time down to its floor.
+  auto nap = [](Runtime& r, std::int64_t ns) -> Task<void> { co_await r.sleep_for(ns); };
+  for (int i = 0; i < 10; ++i) rt.block_on(nap(rt, 300'000));
+  EXPECT_EQ(rt.spin_window_ns(), Runtime::kMinSpinNs);
+  // A slot that is raised again from its own handler: the next spin finds it at once, each
+  // time, so the window doubles back up to spin_ns.
+  auto slot = rt.allocate_slot();
+  ASSERT_TRUE(slot);
+  struct State {
+    SenderEntry to_self;
+    WaitList done;
+    int left = 12;
+    Counters c;
+  } st;
+  st.to_self = rt.notification().mint(*slot);
+  rt.bind(*slot, [](void* p, std::uint32_t) {
+    auto* s = static_cast<State*>(p);
+    if (--s->left > 0) s->to_self.send(s->c);
+    else s->done.wake_one();
+  }, &st);
+  rt.block_on([](State& s) -> Task<void> {
+    s.to_self.send(s.c);
+    co_await s.done.wait();
+  }(st));
+  EXPECT_EQ(rt.spin_window_ns(), 64'000);
+  rt.release_slot(*slot);
+}
+
+TEST(Runtime, FixedSpinWindowWhenNotAdaptive) {
+  RuntimeOptions o;
+  o.spin_ns = 20'000;
+  o.adaptive_spin = false;
+  Runtime rt(o);
+  auto nap = [](Runtime& r, std::int64_t ns) -> Task<void> { co_await r.sleep_for(ns); };
+  for (int i = 0; i < 4; ++i) rt.block_on(nap(rt, 100'000));
+  EXPECT_EQ(rt.spin_window_ns(), 20'000);
+}
+
 TEST(Runtime, SlotAllocationGivesFirst64TheirOwnVectorAndStopsAt4096) {
   Runtime rt;
   std::vector<std::uint32_t> slots;

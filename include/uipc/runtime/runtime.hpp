@@ -8,7 +8,10 @@
 //  * Ready coroutines run in FIFO order (shuffled in UIPC_SHUFFLE_READY_QUEUE builds).
 //  * Idle policy: spin up to Options::spin_ns looking for interrupts or due timers, then
 //    sched_yield up to Options::yields times, then sleep on the notification's futex until a
-//    peer raises a slot or the next timer is due. A sleeping runtime costs no CPU and is woken
+//    peer raises a slot or the next timer is due. With Options::adaptive_spin the window
+//    halves after each spin that found nothing and doubles after one that found work (between
+//    kMinSpinNs and spin_ns), so a runtime whose peer is not running (more threads than CPUs)
+//    soon stops spinning away the peer's CPU time. A sleeping runtime costs no CPU and is woken
 //    by any send (DESIGN §1: the note's caveat does not apply).
 //  * Timers fire no earlier than their deadline.
 //  * Parked pollers (consumers waiting on a ring) are polled, not armed, while the runtime has
@@ -46,7 +49,10 @@
 namespace uipc {
 
 struct RuntimeOptions {
-  std::int64_t spin_ns = 50'000;  // busy-poll window before yielding / sleeping
+  std::int64_t spin_ns = 50'000;  // busy-poll window before yielding / sleeping (the most)
+  // The window adapts between kMinSpinNs and spin_ns: halved by a spin that found nothing,
+  // doubled by one that found work. false: always spin_ns.
+  bool adaptive_spin = true;
   unsigned yields = 0;            // sched_yield calls after the spin window, before sleeping
   bool sleep = true;              // false: never sleep (spin/yield forever), like ReL4's runtime
   // Up to this many parked pollers are polled while the runtime is busy or spinning and armed
@@ -55,9 +61,9 @@ struct RuntimeOptions {
   unsigned max_polled = 64;
   // While slots are bound or pollers parked, a sleep lasts at most this long; then every bound
   // slot handler runs once, posted work is looked at and every poller is polled. Peers in other
-  // processes can write this runtime's notification word (they must, to raise it), so a hostile
-  // one could clear another channel's pending bit; the backstop bounds the delay that causes to
-  // this interval. <= 0: no backstop.
+  // processes can write this runtime's futex word (they must, to wake it), so a hostile one
+  // could undo a wake-up that races with this runtime's falling asleep; the backstop bounds the
+  // delay that causes to this interval. <= 0: no backstop.
   std::int64_t backstop_ns = 50'000'000;
 };
 
@@ -189,6 +195,9 @@ class Runtime {
   void unbind(std::uint32_t slot);
 
   const RuntimeOptions& options() const noexcept { return opts_; }
+  // The spin window the next idle period will use (adaptive_spin), in ns.
+  std::int64_t spin_window_ns() const noexcept { return spin_window_; }
+  static constexpr std::int64_t kMinSpinNs = 1'000;
   Counters& counters() noexcept { return counters_; }
   std::size_t live_tasks() const noexcept { return live_tasks_; }
 
@@ -214,6 +223,7 @@ class Runtime {
   void leave() noexcept;
 
   RuntimeOptions opts_;
+  std::int64_t spin_window_ = 0;  // current adaptive window (set from opts_.spin_ns)
   std::shared_ptr<Notification> notif_;
   Counters counters_;
   std::deque<std::coroutine_handle<>> ready_;
