@@ -42,16 +42,20 @@ constexpr unsigned kMaxInflight = 4096;
 // The executor the async form uses when RunOptions::executor is null.
 struct ExecConfig {
   sys::WakeMode wake = sys::WakeMode::hybrid;
-  sys::Placement placement = sys::Placement::shared;
-  sys::Backend backend = sys::Backend::direct;
-  std::vector<int> cpus;  // kernel cores, pinned; empty: one unpinned core
-  std::string name() const;  // "hybrid-shared-direct"
+  sys::Placement placement = sys::Placement::local;
+  sys::Backend backend = sys::Backend::io_uring;
+  std::vector<int> cpus;  // kernel cores, pinned; empty: one unpinned core (not used by local)
+  std::string name() const;  // "hybrid-local-uring"
+  // The default of the tool (docs/files.md says why): hybrid-local-io_uring where io_uring
+  // works, else hybrid-shared-direct (local placement without io_uring would be the synchronous
+  // twin plus the ring's overhead).
+  static ExecConfig recommended();
 };
 
 struct RunOptions {
   bool sync = false;                 // the synchronous twin: plain system calls, one at a time
   unsigned inflight = kDefaultInflight;  // 1 .. kMaxInflight items worked on at once (async)
-  ExecConfig exec;
+  ExecConfig exec = ExecConfig::recommended();
   sys::Executor* executor = nullptr; // an executor to use instead of creating one from `exec`
   int caller_cpu = -1;               // pin the calling thread there while walking (-1: not)
   std::size_t buffer_bytes = 64 * 1024;  // read/write buffer per item in flight

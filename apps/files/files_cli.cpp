@@ -18,14 +18,17 @@ namespace cli = uipc::bench::cli;
 
 void add_executor_options(CLI::App& app, ExecOptionStrings& s) {
   app.add_option("--wake", s.wake, "Kernel executor wake mode: hybrid, irq or tick (default hybrid)")->type_name("MODE");
-  app.add_option("--placement", s.placement, "Kernel executor placement: shared, affine or local (default shared)")
+  app.add_option("--placement", s.placement,
+                 "Kernel executor placement: local, shared or affine (default local; shared where io_uring does not "
+                 "work)")
       ->type_name("P");
-  app.add_option("--backend", s.backend, "Kernel executor backend: direct, io_uring or automatic (default direct)")
+  app.add_option("--backend", s.backend,
+                 "Kernel executor backend: io_uring, direct or automatic (default io_uring where it works, else direct)")
       ->type_name("B");
 }
 
 ExecConfig parse_exec(const ExecOptionStrings& s) {
-  ExecConfig c;
+  ExecConfig c = ExecConfig::recommended();
   if (!s.wake.empty()) {
     auto r = sys::parse_wake_mode(s.wake);
     if (!r) cli::usage("--wake: unknown wake mode '" + s.wake + "' (hybrid, irq, tick)");

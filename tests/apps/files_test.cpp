@@ -126,7 +126,7 @@ class FilesTest : public ::testing::Test {
 
   // sum() with errors collected instead of printed.
   SumResult run_sum(const std::vector<std::string>& paths, bool sync, unsigned inflight = 64,
-                    std::vector<std::string>* errors = nullptr, ExecConfig exec = {}) {
+                    std::vector<std::string>* errors = nullptr, ExecConfig exec = ExecConfig::recommended()) {
     RunOptions o;
     o.sync = sync;
     o.inflight = inflight;
@@ -491,7 +491,8 @@ using uipc::sys::Placement;
 using uipc::sys::WakeMode;
 INSTANTIATE_TEST_SUITE_P(
     Executor, FilesConcurrency,
-    ::testing::Values(Config{"default", ExecConfig{}},
+    ::testing::Values(Config{"recommended", ExecConfig::recommended()},
+                      Config{"hybrid_shared_direct", cfg(WakeMode::hybrid, Placement::shared, Backend::direct)},
                       Config{"hybrid_affine_direct", cfg(WakeMode::hybrid, Placement::affine, Backend::direct)},
                       Config{"irq_shared_uring", cfg(WakeMode::irq, Placement::shared, Backend::io_uring)},
                       Config{"hybrid_local_uring", cfg(WakeMode::hybrid, Placement::local, Backend::io_uring)}),
