@@ -37,15 +37,6 @@ std::string ExecConfig::name() const {
   return std::string(sys::to_string(wake)) + "-" + sys::to_string(placement) + "-" + sys::to_string(backend);
 }
 
-ExecConfig ExecConfig::recommended() {
-  ExecConfig c;
-  if (!sys::Executor::io_uring_available()) {
-    c.placement = sys::Placement::shared;
-    c.backend = sys::Backend::direct;
-  }
-  return c;
-}
-
 std::string sha256sum_line(const SumEntry& e) {
   std::string name;
   bool escaped = false;

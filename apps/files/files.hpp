@@ -41,15 +41,16 @@ constexpr unsigned kMaxInflight = 4096;
 
 // The executor the async form uses when RunOptions::executor is null.
 struct ExecConfig {
+  // The tool's default, hybrid-shared-direct, was the fastest in `uipc bench files` on the
+  // project machine (docs/files.md): the kernel core and the walking thread (when it would
+  // otherwise wait) share the calls while the walking thread hashes; io_uring cost more CPU per
+  // file than plain calls there.
   sys::WakeMode wake = sys::WakeMode::hybrid;
-  sys::Placement placement = sys::Placement::local;
-  sys::Backend backend = sys::Backend::io_uring;
+  sys::Placement placement = sys::Placement::shared;
+  sys::Backend backend = sys::Backend::direct;
   std::vector<int> cpus;  // kernel cores, pinned; empty: one unpinned core (not used by local)
-  std::string name() const;  // "hybrid-local-uring"
-  // The default of the tool (docs/files.md says why): hybrid-local-io_uring where io_uring
-  // works, else hybrid-shared-direct (local placement without io_uring would be the synchronous
-  // twin plus the ring's overhead).
-  static ExecConfig recommended();
+  std::string name() const;  // "hybrid-shared-direct"
+  static ExecConfig recommended() { return {}; }
 };
 
 struct RunOptions {

@@ -40,8 +40,8 @@ constexpr unsigned kDefaultFiles = 2000;
 constexpr unsigned kDefaultReps = 7, kQuickReps = 3;
 // The configurations `--configs all` compares with the default one.
 const char* const kAllConfigs =
-    "hybrid-local-io_uring,hybrid-shared-io_uring,hybrid-affine-io_uring,irq-local-io_uring,hybrid-shared-direct,"
-    "hybrid-affine-direct,hybrid-local-direct";
+    "hybrid-shared-direct,hybrid-affine-direct,hybrid-local-direct,irq-shared-direct,hybrid-shared-io_uring,"
+    "hybrid-affine-io_uring,hybrid-local-io_uring";
 
 struct Options {
   bool quick = false;

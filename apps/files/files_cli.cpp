@@ -19,11 +19,10 @@ namespace cli = uipc::bench::cli;
 void add_executor_options(CLI::App& app, ExecOptionStrings& s) {
   app.add_option("--wake", s.wake, "Kernel executor wake mode: hybrid, irq or tick (default hybrid)")->type_name("MODE");
   app.add_option("--placement", s.placement,
-                 "Kernel executor placement: local, shared or affine (default local; shared where io_uring does not "
-                 "work)")
+                 "Kernel executor placement: shared, affine or local (default shared)")
       ->type_name("P");
   app.add_option("--backend", s.backend,
-                 "Kernel executor backend: io_uring, direct or automatic (default io_uring where it works, else direct)")
+                 "Kernel executor backend: direct, io_uring or automatic (default direct)")
       ->type_name("B");
 }
 

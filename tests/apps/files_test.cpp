@@ -492,7 +492,6 @@ using uipc::sys::WakeMode;
 INSTANTIATE_TEST_SUITE_P(
     Executor, FilesConcurrency,
     ::testing::Values(Config{"recommended", ExecConfig::recommended()},
-                      Config{"hybrid_shared_direct", cfg(WakeMode::hybrid, Placement::shared, Backend::direct)},
                       Config{"hybrid_affine_direct", cfg(WakeMode::hybrid, Placement::affine, Backend::direct)},
                       Config{"irq_shared_uring", cfg(WakeMode::irq, Placement::shared, Backend::io_uring)},
                       Config{"hybrid_local_uring", cfg(WakeMode::hybrid, Placement::local, Backend::io_uring)}),
