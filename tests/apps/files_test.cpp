@@ -293,6 +293,40 @@ TEST_F(FilesTest, SumReportsEachBrokenEntryAndCarriesOn) {
   }
 }
 
+// An unreadable file and an unreadable directory. Root reads them anyway, so as root the test
+// takes another effective user id for the whole process (glibc applies it to every thread, the
+// executor's included) and gives it back at the end; the saved user id stays 0.
+TEST_F(FilesTest, SumReportsUnreadableFilesAndDirectories) {
+  const std::string root = path("tree");
+  make_tree(root, 12);
+  write_file(root + "/secret", "s", 0000);
+  make_dir(root + "/locked");
+  write_file(root + "/locked/x", "x");
+  ASSERT_EQ(::chmod((root + "/locked").c_str(), 0000), 0);
+  ASSERT_EQ(::chmod(dir_.c_str(), 0755), 0);  // mkdtemp made it 0700
+  struct Euid {
+    bool switched = false;
+    ~Euid() {
+      if (switched && ::seteuid(0) != 0) std::abort();  // every later test would run as nobody
+    }
+  } euid;
+  if (::geteuid() == 0) {
+    if (::seteuid(65534) != 0) GTEST_SKIP() << "cannot take another user id: " << std::strerror(errno);
+    euid.switched = true;
+  }
+  std::vector<std::string> expected = {root + "/locked: Permission denied", root + "/secret: Permission denied"};
+  std::string first;
+  for (bool sync : {true, false}) {
+    std::vector<std::string> errors;
+    const SumResult r = run_sum({root}, sync, 16, &errors);
+    std::sort(errors.begin(), errors.end());
+    EXPECT_EQ(errors, expected) << (sync ? "sync" : "async");
+    EXPECT_EQ(r.stats.files, 12u);
+    if (first.empty()) first = lines(r);
+    else EXPECT_EQ(lines(r), first);
+  }
+}
+
 // A directory that vanishes between being listed and being read: with one item in flight the
 // walk is breadth-first, so the hook runs after the top directory's entries were queued and
 // before any of them was opened.
