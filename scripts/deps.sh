@@ -12,6 +12,7 @@ packages=(
   spin                        # model checking of the wake handshake (Promela/spin)
   gnuplot-nox                 # plots in reports
   clang libclang-rt-14-dev    # libFuzzer targets (tests/fuzz)
+  libssl-dev                  # SHA-256 of `uipc sum` from libcrypto (SHA extensions); optional at build time
   "$@"
 )
 
