@@ -733,32 +733,6 @@ void CancelToken::cancel() noexcept {
 
 // ---- SyscallAwaiter --------------------------------------------------------------------------
 
-SyscallAwaiter::SyscallAwaiter(Registration* reg, long number, const std::array<std::int64_t, 6>& args,
-                               CallOptions opt) noexcept {
-  // Only what the paths before submission read: id, index, h, result and the list links are
-  // written where they get their values (submit, await_suspend, completion, attach).
-  op_.reg = reg;
-  op_.rq.number = number < 0 || number > static_cast<long>(abi::kMaxSyscallNumber)
-                      ? abi::kMaxSyscallNumber + 1  // malformed: the executor answers -EINVAL
-                      : static_cast<std::uint32_t>(number);
-  op_.rq.flags = 0;
-  // One 8-byte word at a time: the caller built `args` with word stores just now, and wider
-  // loads spanning them would stall on store forwarding.
-  for (int i = 0; i < 6; ++i) {
-    std::int64_t w = args[static_cast<std::size_t>(i)];
-    __asm__("" : "+r"(w));
-    op_.rq.args[i] = w;
-  }
-  op_.opt = opt;
-  op_.timer.armed = false;
-  op_.state = detail::OpNode::State::idle;
-  op_.cancel_pending = false;
-  if (reg == nullptr) [[unlikely]] {
-    op_.result = -ENOTCONN;
-    op_.state = detail::OpNode::State::done;
-  }
-}
-
 bool SyscallAwaiter::await_suspend(std::coroutine_handle<> h) noexcept {
   op_.h = h;
   return op_.reg->submit(&op_);

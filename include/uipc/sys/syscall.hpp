@@ -31,6 +31,7 @@
 #include <sys/types.h>
 
 #include <array>
+#include <cerrno>
 #include <coroutine>
 #include <cstdint>
 #include <memory>
@@ -110,6 +111,8 @@ class CancelToken {
 // co_await yields the raw result: the return value or -errno.
 class [[nodiscard]] SyscallAwaiter {
  public:
+  // Inline, so that the typed calls' argument arrays dissolve into direct stores into the
+  // awaiter (no temporary array copied through memory on the per-call path).
   SyscallAwaiter(Registration* reg, long number, const std::array<std::int64_t, 6>& args, CallOptions opt) noexcept;
   SyscallAwaiter(const SyscallAwaiter&) = delete;
   SyscallAwaiter& operator=(const SyscallAwaiter&) = delete;
@@ -124,6 +127,26 @@ class [[nodiscard]] SyscallAwaiter {
  private:
   detail::OpNode op_;
 };
+
+inline SyscallAwaiter::SyscallAwaiter(Registration* reg, long number, const std::array<std::int64_t, 6>& args,
+                                      CallOptions opt) noexcept {
+  // Only what the paths before submission read: id, index, h, result and the list links are
+  // written where they get their values (submit, await_suspend, completion, attach).
+  op_.reg = reg;
+  op_.rq.number = number < 0 || number > static_cast<long>(abi::kMaxSyscallNumber)
+                      ? abi::kMaxSyscallNumber + 1  // malformed: the executor answers -EINVAL
+                      : static_cast<std::uint32_t>(number);
+  op_.rq.flags = 0;
+  for (std::size_t i = 0; i < 6; ++i) op_.rq.args[i] = args[i];
+  op_.opt = opt;
+  op_.timer.armed = false;
+  op_.state = detail::OpNode::State::idle;
+  op_.cancel_pending = false;
+  if (reg == nullptr) [[unlikely]] {
+    op_.result = -ENOTCONN;
+    op_.state = detail::OpNode::State::done;
+  }
+}
 
 class Registration {
  public:
