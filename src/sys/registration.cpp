@@ -72,7 +72,7 @@ struct Registration::Impl {
   // ---- completion side ----
 
   void finish(OpNode* op, std::int64_t result) noexcept {
-    if (op->timer.armed) rt.cancel_timer(op->timer);
+    if (op->timed && op->timer().armed) rt.cancel_timer(op->timer());
     detach_token(op);
     if (op->cancel_pending) {
       op->cancel_pending = false;
@@ -279,9 +279,11 @@ struct Registration::Impl {
       t->head_ = op;
     }
     if (op->opt.timeout_ns >= 0) {
-      op->timer.fire = &Impl::on_timeout;
-      op->timer.ctx = op;
-      rt.arm_timer(op->timer, Runtime::now_ns() + static_cast<std::uint64_t>(op->opt.timeout_ns));
+      Runtime::TimerNode* t = new (op->timer_storage) Runtime::TimerNode{};
+      t->fire = &Impl::on_timeout;
+      t->ctx = op;
+      op->timed = true;
+      rt.arm_timer(*t, Runtime::now_ns() + static_cast<std::uint64_t>(op->opt.timeout_ns));
     }
   }
 

@@ -35,6 +35,8 @@
 #include <coroutine>
 #include <cstdint>
 #include <memory>
+#include <new>
+#include <type_traits>
 #include <span>
 
 #include "uipc/result.hpp"
@@ -75,20 +77,28 @@ namespace detail {
 // before submission; the rest is written where it gets its value.
 struct OpNode {
   enum class State : std::uint8_t { idle, waiting, submitted, cancel_sent, done };
+  // Hot: written or read by every call (construction, submission, completion, resumption), kept
+  // together so that a call touches as few of its frame's cache lines as possible.
   Registration* reg;
+  State state;
+  bool cancel_pending;  // a cancellation waits for request-ring space
+  bool timed;           // `timer` was armed for this call (only then is it looked at)
+  std::uint32_t index;
   abi::SyscallRequest rq;
   std::int64_t result;
   std::coroutine_handle<> h;
   CallOptions opt;
-  Runtime::TimerNode timer;
+  // Cold: timeouts, cancellation tokens, waiting for a slot.
+  OpNode* wait_next;  // FIFO of calls waiting for a slot / for ring space
   OpNode* tok_prev;   // CancelToken list
   OpNode* tok_next;
-  OpNode* wait_next;  // FIFO of calls waiting for a slot / for ring space
-  std::uint32_t index;
   int cancel_reason;
-  State state;
-  bool cancel_pending;  // a cancellation waits for request-ring space
+  // The timeout's timer node, constructed only for calls with a timeout (`timed`): a call
+  // without one never touches these bytes.
+  alignas(Runtime::TimerNode) unsigned char timer_storage[sizeof(Runtime::TimerNode)];
+  Runtime::TimerNode& timer() noexcept { return *std::launder(reinterpret_cast<Runtime::TimerNode*>(timer_storage)); }
 };
+static_assert(std::is_trivially_destructible_v<Runtime::TimerNode>);
 
 }  // namespace detail
 
@@ -139,9 +149,9 @@ inline SyscallAwaiter::SyscallAwaiter(Registration* reg, long number, const std:
   op_.rq.flags = 0;
   for (std::size_t i = 0; i < 6; ++i) op_.rq.args[i] = args[i];
   op_.opt = opt;
-  op_.timer.armed = false;
   op_.state = detail::OpNode::State::idle;
   op_.cancel_pending = false;
+  op_.timed = false;
   if (reg == nullptr) [[unlikely]] {
     op_.result = -ENOTCONN;
     op_.state = detail::OpNode::State::done;
