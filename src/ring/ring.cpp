@@ -11,44 +11,30 @@ std::byte* entry_at(const RingGeometry& g, std::uint32_t index) noexcept {
 }  // namespace
 
 RingProducer::RingProducer(const RingGeometry& g) noexcept : g_(g) {
+  p_.ix = g.indices;
+  p_.capacity = g.capacity;
   // A producer starts where the consumer's head is (a fresh ring: 0); from then on the private
   // copies rule.
-  tail_ = head_cache_ = g_.indices->cons.head.load(std::memory_order_acquire);
-}
-
-bool RingProducer::refresh_head() noexcept {
-  // acquire: pairs with the consumer's release store in RingConsumer::release(), so the slots
-  // it gave back are no longer being read.
-  const std::uint32_t h = g_.indices->cons.head.load(std::memory_order_acquire);
-  // A valid head lies in [head_cache_, tail_]; anything else is a hostile or broken peer.
-  if (h - head_cache_ > tail_ - head_cache_) {
-    corrupt_ = true;
-    return false;
-  }
-  head_cache_ = h;
-  return true;
+  p_.tail = p_.head_cache = g_.indices->cons.head.load(std::memory_order_acquire);
 }
 
 abi::EntryHeader* RingProducer::claim() noexcept {
-  if (corrupt_) [[unlikely]] return nullptr;
-  if (tail_ - head_cache_ >= g_.capacity) {
-    if (!refresh_head() || tail_ - head_cache_ >= g_.capacity) return nullptr;
-  }
-  return reinterpret_cast<abi::EntryHeader*>(entry_at(g_, tail_));
+  if (!p_.room()) return nullptr;
+  return reinterpret_cast<abi::EntryHeader*>(entry_at(g_, p_.tail));
 }
 
 void RingProducer::publish() noexcept {
-  auto* e = reinterpret_cast<abi::EntryHeader*>(entry_at(g_, tail_));
-  ++tail_;
+  auto* e = reinterpret_cast<abi::EntryHeader*>(entry_at(g_, p_.tail));
+  ++p_.tail;
   // release: pairs with the consumer's acquire load of seq in RingConsumer::ready(): the
   // header fields and payload written before are visible once seq is.
-  std::atomic_ref<std::uint32_t>(e->seq).store(tail_, std::memory_order_release);
+  std::atomic_ref<std::uint32_t>(e->seq).store(p_.tail, std::memory_order_release);
 }
 
 bool RingProducer::arm_space_wait() noexcept {
   handshake::arm(g_.indices->prod.space_waiter);
-  const bool space = !corrupt_ && refresh_head() && tail_ - head_cache_ < g_.capacity;
-  if (space || corrupt_) {  // (refresh_head may have just found the ring corrupt: never sleep on that)
+  const bool space = !p_.corrupt && p_.refresh_head() && p_.tail - p_.head_cache < g_.capacity;
+  if (space || p_.corrupt) {  // (refresh_head may have just found the ring corrupt: never sleep on that)
     handshake::disarm(g_.indices->prod.space_waiter);
     return false;
   }
@@ -56,7 +42,8 @@ bool RingProducer::arm_space_wait() noexcept {
 }
 
 RingConsumer::RingConsumer(const RingGeometry& g) noexcept : g_(g) {
-  head_ = published_head_ = g_.indices->cons.head.load(std::memory_order_relaxed);
+  c_.ix = g.indices;
+  c_.head = c_.published_head = g_.indices->cons.head.load(std::memory_order_relaxed);
 }
 
 bool RingConsumer::ready(std::uint32_t index) const noexcept {
@@ -68,8 +55,8 @@ bool RingConsumer::ready(std::uint32_t index) const noexcept {
 
 const std::byte* RingConsumer::peek(abi::EntryHeader* hdr) noexcept {
   if (corrupt_ || bad_entry_) [[unlikely]] return nullptr;
-  if (!ready(head_)) return nullptr;
-  const std::byte* e = entry_at(g_, head_);
+  if (!ready(c_.head)) return nullptr;
+  const std::byte* e = entry_at(g_, c_.head);
   std::memcpy(hdr, e, sizeof *hdr);
   if (hdr->len > g_.max_payload) [[unlikely]] {
     bad_entry_ = true;
@@ -79,16 +66,13 @@ const std::byte* RingConsumer::peek(abi::EntryHeader* hdr) noexcept {
 }
 
 bool RingConsumer::release() noexcept {
-  if (head_ == published_head_) return false;
-  published_head_ = head_;
-  // release: pairs with the producer's acquire load of head: we are done reading those slots.
-  g_.indices->cons.head.store(head_, std::memory_order_release);
+  if (!c_.publish_head()) return false;
   return handshake::must_signal(g_.indices->prod.space_waiter);
 }
 
 bool RingConsumer::arm_data_wait() noexcept {
   handshake::arm(g_.indices->cons.data_waiter);
-  if (corrupt_ || bad_entry_ || ready(head_)) {
+  if (corrupt_ || bad_entry_ || ready(c_.head)) {
     handshake::disarm(g_.indices->cons.data_waiter);
     return false;
   }

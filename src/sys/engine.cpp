@@ -178,17 +178,25 @@ unsigned pop_requests(Reg& r, unsigned max, std::vector<abi::SyscallRequest>& ba
     return 0;
   }
   std::uint32_t credit = r.capacity - owed;
-  abi::SyscallRequest e;
   unsigned n = 0, rejected = 0, cancels = 0;
-  while (n < max && r.rq.peek(&e)) {
+  // Each request is copied once, straight into the batch (and dropped from it again when it is
+  // not executed).
+  while (n < max) {
+    abi::SyscallRequest& e = batch.emplace_back();
+    if (!r.rq.peek(&e)) {
+      batch.pop_back();
+      break;
+    }
     if (e.flags == abi::kCancel) {  // needs no completion slot
       r.rq.pop();
       ++n;
       ++cancels;
-      batch.push_back(e);
       continue;
     }
-    if (credit == 0) break;  // the caller has not consumed enough completions yet
+    if (credit == 0) {  // the caller has not consumed enough completions yet
+      batch.pop_back();
+      break;
+    }
     r.rq.pop();
     ++n;
     ++r.taken;
@@ -201,10 +209,10 @@ unsigned pop_requests(Reg& r, unsigned max, std::vector<abi::SyscallRequest>& ba
       err = -EPERM;
     if (err != 0) {
       out.push_back({&r, e.id, err});
+      batch.pop_back();
       ++rejected;
       continue;
     }
-    batch.push_back(e);
   }
   if (r.rq.corrupt()) [[unlikely]] r.broken.store(true, std::memory_order_relaxed);
   r.rq.release();
@@ -328,8 +336,8 @@ struct Engine::Uring {
   unsigned pending = 0;     // SQEs queued, not yet submitted
   unsigned outstanding = 0; // queued or submitted, not yet reaped
   struct Op {
-    Reg* reg = nullptr;
     abi::SyscallRequest rq{};
+    Reg* reg = nullptr;
     bool nowait = false;
   };
   std::vector<Op> ops;                 // user_data = index + 1
@@ -529,7 +537,10 @@ bool Engine::uring_prep(Reg* r, const abi::SyscallRequest& rq, bool nowait) {
   if (nowait) sqe->rw_flags = RWF_NOWAIT;
   const std::uint32_t idx = u.free_ops.back();
   u.free_ops.pop_back();
-  u.ops[idx] = {r, rq, nowait};
+  Uring::Op& op = u.ops[idx];  // written in place, word by word (no temporary to copy through)
+  ring_detail::copy_words(&op.rq, &rq);
+  op.reg = r;
+  op.nowait = nowait;
   io_uring_sqe_set_data64(sqe, std::uint64_t{idx} + 1);
   ++u.pending;
   ++u.outstanding;
@@ -577,10 +588,17 @@ void Engine::handle_cqe(std::uint64_t data, std::int32_t res, std::vector<Done>&
   Uring& u = *uring_;
   if (data == 0 || data > u.ops.size()) return;  // not ours (cannot happen)
   const std::uint32_t idx = static_cast<std::uint32_t>(data - 1);
-  const Uring::Op op = u.ops[idx];
-  u.free_ops.push_back(idx);
+  Uring::Op& op = u.ops[idx];
   --u.outstanding;
-  if (op.nowait && (res == -EAGAIN || res == -EOPNOTSUPP)) return rw_slow(*op.reg, op.rq, res, out, true);
+  if (op.nowait && (res == -EAGAIN || res == -EOPNOTSUPP)) [[unlikely]] {
+    // The slow path may queue a new operation (into this very slot, once it is free): copy first.
+    Uring::Op slow;
+    ring_detail::copy_words(&slow.rq, &op.rq);
+    slow.reg = op.reg;
+    u.free_ops.push_back(idx);
+    return rw_slow(*slow.reg, slow.rq, res, out, true);
+  }
+  u.free_ops.push_back(idx);  // nothing below reuses the slot before we are done with `op`
   if (op.rq.number == SYS_write) return rw_done(*op.reg, op.rq, res, out);
   out.push_back({op.reg, op.rq.id, res});
 }

@@ -37,6 +37,33 @@
 
 namespace uipc::sys::detail {
 
+// The completion ring's publisher lock. Held for a handful of stores (and, rarely, one futex
+// wake), almost never contended (affine: one core and the pool; local: the caller and the pool):
+// taking it is one exchange and giving it back one release store, where a std::mutex costs two
+// locked instructions and two calls. A contender spins briefly, then yields its CPU.
+class PublishLock {
+ public:
+  void lock() noexcept {
+    // acquire: pairs with unlock()'s release: the previous holder's ring writes are visible.
+    while (held_.exchange(true, std::memory_order_acquire)) {
+      for (unsigned i = 0; held_.load(std::memory_order_relaxed); ++i) {
+        if (i < 64) cpu_pause();
+        else std::this_thread::yield();
+      }
+    }
+  }
+  bool try_lock() noexcept { return !held_.exchange(true, std::memory_order_acquire); }
+  void unlock() noexcept { held_.store(false, std::memory_order_release); }
+
+ private:
+  static void cpu_pause() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+  }
+  std::atomic<bool> held_{false};
+};
+
 // Single-writer counters (a core, a caller thread, a pool worker); anyone may read.
 struct StatCounters {
   Counter requests, syscalls, uring_ops, uring_enters, pool_jobs, futex_wakes, futex_waits, timer_waits, ticks,
@@ -73,17 +100,22 @@ struct Reg : std::enable_shared_from_this<Reg> {
   SenderEntry to_caller;                 // the reply notification (note §2.1)
   std::shared_ptr<Notification> caller_notification;  // keeps the caller's word mapped
 
+  // Each group below starts a cache line of its own: the claim holder (a kernel core) writes the
+  // consumer state and the publisher the producer state at every batch, while the caller reads
+  // `gone` at every submission; sharing a line would bounce it between the cores each time.
+
   // ---- request-ring consumer: the claim holder's ----
-  std::atomic<std::uint32_t> claim{0};
+  alignas(uipc::abi::kCacheLine) std::atomic<std::uint32_t> claim{0};
   EntryConsumer<abi::SyscallRequest> rq;
   std::uint32_t taken = 0;  // requests taken that owe a completion (same index space as cq)
 
   // ---- completion-ring producer ----
-  std::mutex cq_mu;
+  alignas(uipc::abi::kCacheLine) PublishLock cq_mu;
   EntryProducer<abi::SyscallCompletion> cq;
   bool signal_owed = false;  // cq_mu: completions published whose wake-up check was put off
 
-  std::atomic<bool> closed{false};      // deregistering: nobody takes requests any more
+  // ---- life-cycle flags: written rarely, read by everyone ----
+  alignas(uipc::abi::kCacheLine) std::atomic<bool> closed{false};  // deregistering: nobody takes requests any more
   std::atomic<bool> gone{false};        // the executor is shutting down
   std::atomic<bool> final_done{false};  // the executor will never touch this buffer again
   std::atomic<bool> broken{false};      // the caller corrupted its request ring: ignored from now on
@@ -92,7 +124,7 @@ struct Reg : std::enable_shared_from_this<Reg> {
   // the pool's mutex, at most one per call index.
   std::vector<std::pair<std::uint64_t, int>> pending_cancels;
 
-  SharedStats stats;  // what executors did for this registration
+  alignas(uipc::abi::kCacheLine) SharedStats stats;  // what executors did for this registration
 };
 
 struct Done {

@@ -137,3 +137,170 @@ TEST(Ring, TwoThreadsTransferInOrder) {
   }
   prod.join();
 }
+
+// ---- typed rings (the syscall buffer's form: fixed entries published through the tail) ----
+
+namespace {
+struct Item {
+  std::uint64_t id;
+  std::int64_t value;
+};
+
+template <class Entry>
+struct TypedMem {
+  std::vector<std::byte> mem;
+  TypedRingView<Entry> v;
+  explicit TypedMem(std::uint32_t cap) {
+    mem.resize(sizeof(uipc::abi::RingIndices) + std::size_t{cap} * sizeof(Entry) + uipc::abi::kCacheLine);
+    auto base = reinterpret_cast<std::uintptr_t>(mem.data());
+    auto* aligned = reinterpret_cast<std::byte*>((base + uipc::abi::kCacheLine - 1) / uipc::abi::kCacheLine * uipc::abi::kCacheLine);
+    v.indices = new (aligned) uipc::abi::RingIndices{};
+    v.entries = reinterpret_cast<Entry*>(aligned + sizeof(uipc::abi::RingIndices));
+    v.capacity = cap;
+  }
+};
+
+bool push(TypedRingProducer<Item>& p, std::uint64_t id) {
+  Item* e = p.claim();
+  if (e == nullptr) return false;
+  e->id = id;
+  e->value = -static_cast<std::int64_t>(id);
+  p.publish();
+  return true;
+}
+}  // namespace
+
+TEST(TypedRing, FifoFullAndRelease) {
+  TypedMem<Item> m(4);
+  TypedRingProducer<Item> p(m.v);
+  TypedRingConsumer<Item> c(m.v);
+  EXPECT_FALSE(ring_has_data(m.v));
+  for (std::uint64_t i = 0; i < 4; ++i) ASSERT_TRUE(push(p, i));
+  EXPECT_FALSE(push(p, 99));  // full: refused, never overwritten
+  EXPECT_EQ(p.in_flight(), 4u);
+  EXPECT_TRUE(ring_has_data(m.v));
+  EXPECT_EQ(c.available(), 4u);
+  Item it{};
+  for (std::uint64_t i = 0; i < 4; ++i) {
+    ASSERT_TRUE(c.peek(&it));
+    EXPECT_EQ(it.id, i);
+    EXPECT_EQ(it.value, -static_cast<std::int64_t>(i));
+    c.pop();
+  }
+  EXPECT_FALSE(c.peek(&it));
+  EXPECT_TRUE(ring_has_data(m.v));  // popped but not given back yet
+  EXPECT_FALSE(push(p, 5));         // the consumer has not released
+  c.release();
+  EXPECT_FALSE(ring_has_data(m.v));
+  EXPECT_TRUE(push(p, 5));
+  ASSERT_TRUE(c.peek(&it));
+  EXPECT_EQ(it.id, 5u);
+}
+
+TEST(TypedRing, HandshakeSignalsOnlyAnArmedWaiter) {
+  TypedMem<Item> m(4);
+  TypedRingProducer<Item> p(m.v);
+  TypedRingConsumer<Item> c(m.v);
+  ASSERT_TRUE(push(p, 1));
+  EXPECT_FALSE(p.flush());          // not armed: suppressed
+  EXPECT_FALSE(c.arm_data_wait());  // data present: backs out
+  Item it{};
+  ASSERT_TRUE(c.peek(&it));
+  c.pop();
+  EXPECT_TRUE(c.arm_data_wait());   // empty: armed
+  ASSERT_TRUE(push(p, 2));
+  EXPECT_TRUE(p.flush());           // signal once
+  EXPECT_FALSE(p.flush());
+}
+
+TEST(TypedRing, HostileIndicesMakeItCorruptNeverOutOfBounds) {
+  {  // a tail more than `capacity` ahead of the consumer
+    TypedMem<Item> m(4);
+    TypedRingConsumer<Item> c(m.v);
+    m.v.indices->prod.tail.store(5);
+    Item it{};
+    EXPECT_FALSE(c.peek(&it));
+    EXPECT_TRUE(c.corrupt());
+    EXPECT_TRUE(c.has_data());         // the caller must look at it
+    EXPECT_FALSE(c.arm_data_wait());   // and never sleep on it
+  }
+  {  // a tail that moves backwards
+    TypedMem<Item> m(4);
+    TypedRingProducer<Item> p(m.v);
+    TypedRingConsumer<Item> c(m.v);
+    ASSERT_TRUE(push(p, 1));
+    ASSERT_TRUE(push(p, 2));
+    EXPECT_EQ(c.available(), 2u);
+    m.v.indices->prod.tail.store(1);
+    Item it{};
+    ASSERT_TRUE(c.peek(&it));  // entry 0 was validly published before
+    EXPECT_EQ(it.id, 1u);
+    c.pop();
+    c.available();             // re-reads the tail: it went back
+    EXPECT_TRUE(c.corrupt());
+    EXPECT_FALSE(c.peek(&it));
+  }
+  {  // a head past the tail
+    TypedMem<Item> m(4);
+    TypedRingProducer<Item> p(m.v);
+    for (int i = 0; i < 4; ++i) ASSERT_TRUE(push(p, 1));
+    m.v.indices->cons.head.store(7);
+    EXPECT_FALSE(push(p, 2));
+    EXPECT_TRUE(p.corrupt());
+    EXPECT_EQ(p.claim(), nullptr);  // and stays so
+  }
+  {  // attaching to a ring whose indices are already impossible
+    TypedMem<Item> m(4);
+    m.v.indices->prod.tail.store(100);
+    TypedRingProducer<Item> p(m.v);
+    TypedRingConsumer<Item> c(m.v);
+    EXPECT_TRUE(p.corrupt());
+    EXPECT_TRUE(c.corrupt());
+  }
+}
+
+TEST(TypedRing, WrapsAroundFromAnyStartIndex) {
+  TypedMem<Item> m(8);
+  m.v.indices->prod.tail.store(0xFFFF'FFFAu);
+  m.v.indices->cons.head.store(0xFFFF'FFFAu);
+  TypedRingProducer<Item> p(m.v);
+  TypedRingConsumer<Item> c(m.v);
+  Item it{};
+  for (std::uint64_t round = 0; round < 5; ++round) {
+    for (std::uint64_t i = 0; i < 8; ++i) ASSERT_TRUE(push(p, round * 8 + i));
+    EXPECT_FALSE(push(p, 0));
+    for (std::uint64_t i = 0; i < 8; ++i) {
+      ASSERT_TRUE(c.peek(&it));
+      ASSERT_EQ(it.id, round * 8 + i);
+      c.pop();
+    }
+    c.release();
+    EXPECT_FALSE(c.corrupt());
+    EXPECT_FALSE(p.corrupt());
+  }
+}
+
+TEST(TypedRing, TwoThreadsTransferInOrder) {
+  TypedMem<Item> m(16);
+  constexpr std::uint64_t kN = 200'000;
+  std::thread prod([&] {
+    TypedRingProducer<Item> p(m.v);
+    for (std::uint64_t i = 0; i < kN;) {
+      if (push(p, i)) ++i;
+    }
+  });
+  TypedRingConsumer<Item> c(m.v);
+  Item it{};
+  for (std::uint64_t i = 0; i < kN;) {
+    if (c.peek(&it)) {
+      ASSERT_EQ(it.id, i);
+      ASSERT_EQ(it.value, -static_cast<std::int64_t>(i));
+      c.pop();
+      if (i % 3 == 0) c.release();
+      ++i;
+    } else {
+      c.release();
+    }
+  }
+  prod.join();
+}

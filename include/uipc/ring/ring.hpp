@@ -1,30 +1,121 @@
-// uipc/ring/ring.hpp — single-producer / single-consumer rings of fixed-size entries in shared memory.
+// uipc/ring/ring.hpp — single-producer / single-consumer rings in shared memory, over
+// abi::RingIndices and the handshake of ring/handshake.hpp. Two publication forms share one set
+// of index rules (ring_detail::ProducerIndices / ConsumerIndices):
+//  * RingProducer / RingConsumer (the IPC channels): entries of `stride` bytes with an
+//    EntryHeader, published one by one through the header's seq;
+//  * TypedRingProducer / TypedRingConsumer<Entry> (the syscall buffer, sys/buffer.hpp): fixed,
+//    trivially copyable entries without a header, published through the shared tail index.
 //
 // What it guarantees:
 //  * Entries are delivered in order, each exactly once; the producer never overwrites an entry
 //    the consumer has not released, and a full ring is reported (claim() == nullptr), never
-//    overwritten or dropped — the caller waits for space (arm_space_wait).
-//  * Entries are published one by one (EntryHeader::seq = index + 1, release); the consumer
-//    looks only at the entry its private head names, so no value from the producer can make it
-//    read outside the ring. The consumer's head, read by the producer, is validated against the
-//    producer's private copies: moved backwards or past the tail, it puts the ring into the
-//    `corrupt` state, which every later call reports.
-//  * Entry lengths are checked against max_payload before a payload is exposed.
-// Who may call: one producer thread on RingProducer, one consumer thread on RingConsumer.
+//    overwritten or dropped — the caller waits for space (arm_space_wait) or, for typed rings,
+//    keeps no more outstanding than the ring holds.
+//  * RingProducer publishes entries one by one (EntryHeader::seq = index + 1, release); the
+//    consumer looks only at the entry its private head names, so no value from the producer can
+//    make it read outside the ring. TypedRingProducer publishes by a release store of the tail;
+//    its consumer validates every tail it reads against its private head (a tail that moved
+//    backwards or more than `capacity` ahead marks it corrupt) and copies an entry out before
+//    anyone looks at it.
+//  * The consumer's head, read by the producer, is validated against the producer's private
+//    copies: moved backwards or past the tail, it puts the ring into the `corrupt` state, which
+//    every later call reports.
+//  * Entry lengths (header rings) are checked against max_payload before a payload is exposed.
+// Who may call: one producer thread on a producer, one consumer thread on a consumer (a side may
+//  move to another thread when the hand-over is ordered by acquire/release).
 // What blocks: nothing. Waiting is the caller's business, through the handshake:
 //  consumer: arm_data_wait() → if true, suspend until signalled; producer after publishing:
-//  flush() → if true, signal the consumer. Symmetrically for space.
+//  flush() → if true, signal the consumer. Symmetrically for space (header rings).
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <span>
+#include <type_traits>
 
 #include "uipc/abi/layout.hpp"
 #include "uipc/ring/handshake.hpp"
 
 namespace uipc {
+
+namespace ring_detail {
+
+// The producer's view of the indices, common to both ring forms: a private tail (the shared one
+// is never read back) and the last validated consumer head.
+struct ProducerIndices {
+  abi::RingIndices* ix = nullptr;
+  std::uint32_t capacity = 0;     // power of two
+  std::uint32_t tail = 0;
+  std::uint32_t head_cache = 0;
+  bool corrupt = false;
+
+  std::uint32_t in_flight() const noexcept { return tail - head_cache; }
+  // Re-reads the consumer's head. A valid head lies in [head_cache, tail]; anything else is a
+  // hostile or broken peer and makes the ring corrupt (false).
+  bool refresh_head() noexcept {
+    // acquire: pairs with the consumer's release store of head (publish_head): the slots it gave
+    // back are no longer being read.
+    const std::uint32_t h = ix->cons.head.load(std::memory_order_acquire);
+    if (h - head_cache > tail - head_cache) {
+      corrupt = true;
+      return false;
+    }
+    head_cache = h;
+    return true;
+  }
+  // True when the entry at `tail` may be written (refreshing the head only when the ring looks full).
+  bool room() noexcept {
+    if (corrupt) [[unlikely]] return false;
+    if (tail - head_cache < capacity) return true;
+    return refresh_head() && tail - head_cache < capacity;
+  }
+};
+
+// The consumer's private head and the last head it published.
+struct ConsumerIndices {
+  abi::RingIndices* ix = nullptr;
+  std::uint32_t head = 0;
+  std::uint32_t published_head = 0;
+
+  // Publishes the consumed position; false when it had not moved.
+  bool publish_head() noexcept {
+    if (head == published_head) return false;
+    published_head = head;
+    // release: pairs with the producer's acquire load of head: we are done reading those slots.
+    ix->cons.head.store(head, std::memory_order_release);
+    return true;
+  }
+};
+
+// Asks for a cache line in a writable state ahead of the store that needs it (an entry last read
+// by the consumer on another core). PREFETCHW is a hint; CPUs without it treat it as a NOP.
+inline void prefetch_for_write(const void* p) noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  __asm__ volatile("prefetchw %0" : : "m"(*static_cast<const char*>(p)));
+#else
+  __builtin_prefetch(p, 1, 3);
+#endif
+}
+
+// Copies a trivially copyable object of whole 8-byte words, one word at a time. Entries are
+// usually written field by field just before they are copied (by the same thread); wider loads
+// spanning several of those stores would miss store-to-load forwarding and stall.
+template <class T>
+inline void copy_words(T* dst, const T* src) noexcept {
+  static_assert(std::is_trivially_copyable_v<T> && sizeof(T) % 8 == 0);
+  auto* d = reinterpret_cast<unsigned char*>(dst);
+  const auto* s = reinterpret_cast<const unsigned char*>(src);
+  for (std::size_t i = 0; i < sizeof(T); i += 8) {
+    std::uint64_t w;
+    std::memcpy(&w, s + i, 8);
+    __asm__("" : "+r"(w));  // keeps the word in a register: the compiler may not merge the copies
+    std::memcpy(d + i, &w, 8);
+  }
+}
+
+}  // namespace ring_detail
 
 struct RingGeometry {
   abi::RingIndices* indices = nullptr;
@@ -52,16 +143,13 @@ class RingProducer {
   // Ring full: arm the space waiter. Returns true when the caller should suspend until the
   // consumer signals; false when space appeared meanwhile (already disarmed).
   bool arm_space_wait() noexcept;
-  bool corrupt() const noexcept { return corrupt_; }
-  std::uint32_t in_flight() const noexcept { return tail_ - head_cache_; }
+  bool corrupt() const noexcept { return p_.corrupt; }
+  std::uint32_t in_flight() const noexcept { return p_.in_flight(); }
   const RingGeometry& geometry() const noexcept { return g_; }
 
  private:
-  bool refresh_head() noexcept;
   RingGeometry g_{};
-  std::uint32_t tail_ = 0;        // private copy: the shared tail is never read back
-  std::uint32_t head_cache_ = 0;  // last validated consumer head
-  bool corrupt_ = false;
+  ring_detail::ProducerIndices p_{};
 };
 
 class RingConsumer {
@@ -74,12 +162,12 @@ class RingConsumer {
   // until release(). A peer may still scribble on the payload: callers copy it before trusting it.
   const std::byte* peek(abi::EntryHeader* hdr) noexcept;
   // Consumes the entry returned by peek(); the slot becomes the producer's again at release().
-  void pop() noexcept { ++head_; }
+  void pop() noexcept { ++c_.head; }
   // Publishes the consumed position. True when the producer waits for space and must be signalled.
   bool release() noexcept;
 
   // True when an entry is waiting (or the ring is corrupt: the caller must look at it).
-  bool has_data() const noexcept { return ready(head_) || corrupt_ || bad_entry_; }
+  bool has_data() const noexcept { return ready(c_.head) || corrupt_ || bad_entry_; }
   bool arm_data_wait() noexcept;  // as RingProducer::arm_space_wait, for data
   void disarm_data_wait() noexcept { handshake::disarm(g_.indices->cons.data_waiter); }
   bool corrupt() const noexcept { return corrupt_; }
@@ -89,10 +177,138 @@ class RingConsumer {
  private:
   bool ready(std::uint32_t index) const noexcept;
   RingGeometry g_{};
-  std::uint32_t head_ = 0;        // private copy
-  std::uint32_t published_head_ = 0;
+  ring_detail::ConsumerIndices c_{};
   bool corrupt_ = false;
   bool bad_entry_ = false;
 };
+
+// ---- typed rings: fixed entries published through the tail index ------------------------------
+
+template <class Entry>
+struct TypedRingView {
+  abi::RingIndices* indices = nullptr;
+  Entry* entries = nullptr;
+  std::uint32_t capacity = 0;  // a power of two
+};
+
+template <class Entry>
+class TypedRingProducer {
+ public:
+  static_assert(std::is_trivially_copyable_v<Entry> && sizeof(Entry) <= abi::kCacheLine &&
+                abi::kCacheLine % sizeof(Entry) == 0);
+  // publish() prefetches the line this many entries ahead of the tail (four lines on), in rings
+  // large enough that the consumer is long done with it.
+  static constexpr std::uint32_t kPrefetchAhead = 4 * (abi::kCacheLine / sizeof(Entry));
+
+  TypedRingProducer() = default;
+  explicit TypedRingProducer(const TypedRingView<Entry>& v) noexcept : v_(v) {
+    p_.ix = v.indices;
+    p_.capacity = v.capacity;
+    p_.tail = v.indices->prod.tail.load(std::memory_order_relaxed);  // our own index: a plain look
+    // acquire: pairs with the consumer's release store of head.
+    p_.head_cache = v.indices->cons.head.load(std::memory_order_acquire);
+    if (p_.tail - p_.head_cache > v.capacity) p_.corrupt = true;
+  }
+  // The next free entry or nullptr (full or corrupt). Repeated calls return the same entry.
+  Entry* claim() noexcept { return p_.room() ? &v_.entries[p_.tail & (p_.capacity - 1)] : nullptr; }
+  void publish() noexcept {
+    ++p_.tail;
+    // release: pairs with the consumer's acquire load of tail: the entry is visible first.
+    p_.ix->prod.tail.store(p_.tail, std::memory_order_release);
+    // The entry a few slots on has long been consumed (the ring is much larger than that):
+    // fetch its line for writing now, while this one travels.
+    if (p_.capacity >= 4 * kPrefetchAhead)
+      ring_detail::prefetch_for_write(&v_.entries[(p_.tail + kPrefetchAhead) & (p_.capacity - 1)]);
+  }
+  // After one or more publishes: true when the consumer armed its data waiter and must be woken.
+  bool flush() noexcept { return handshake::must_signal(p_.ix->cons.data_waiter); }
+  std::uint32_t tail() const noexcept { return p_.tail; }
+  std::uint32_t in_flight() const noexcept { return p_.in_flight(); }
+  bool corrupt() const noexcept { return p_.corrupt; }
+  const TypedRingView<Entry>& view() const noexcept { return v_; }
+
+ private:
+  TypedRingView<Entry> v_{};
+  ring_detail::ProducerIndices p_{};
+};
+
+template <class Entry>
+class TypedRingConsumer {
+ public:
+  static_assert(std::is_trivially_copyable_v<Entry> && sizeof(Entry) % 8 == 0);
+  static constexpr std::uint32_t kPrefetchAhead = 4 * (abi::kCacheLine / sizeof(Entry));
+
+  TypedRingConsumer() = default;
+  explicit TypedRingConsumer(const TypedRingView<Entry>& v) noexcept : v_(v) {
+    c_.ix = v.indices;
+    c_.head = c_.published_head = v.indices->cons.head.load(std::memory_order_relaxed);  // our own index
+    // acquire: pairs with the producer's release store of tail.
+    tail_cache_ = v.indices->prod.tail.load(std::memory_order_acquire);
+    if (tail_cache_ - c_.head > v.capacity) corrupt_ = true;
+  }
+  // Copies the oldest unconsumed entry into *out; false when empty or corrupt.
+  bool peek(Entry* out) noexcept {
+    if (corrupt_) [[unlikely]] return false;
+    if (c_.head == tail_cache_ && (!refresh_tail() || c_.head == tail_cache_)) return false;
+    // A line further on that is already published (never one still being written): its miss
+    // overlaps with this entry's.
+    if (tail_cache_ - c_.head > kPrefetchAhead)
+      __builtin_prefetch(&v_.entries[(c_.head + kPrefetchAhead) & (v_.capacity - 1)], 0, 3);
+    ring_detail::copy_words(out, &v_.entries[c_.head & (v_.capacity - 1)]);
+    return true;
+  }
+  void pop() noexcept { ++c_.head; }
+  // Entries published and not yet popped (refreshes the producer's tail).
+  std::uint32_t available() noexcept {
+    if (!corrupt_) refresh_tail();
+    return tail_cache_ - c_.head;
+  }
+  // Gives the popped entries back to the producer. (Typed rings never wait for space through
+  // the handshake: see the top of this file.)
+  void release() noexcept { c_.publish_head(); }
+  bool has_data() noexcept {
+    if (c_.head != tail_cache_ || corrupt_) return true;
+    return !refresh_tail() || c_.head != tail_cache_;
+  }
+  // Handshake arm + re-check; false when data arrived meanwhile (already disarmed).
+  bool arm_data_wait() noexcept {
+    handshake::arm(c_.ix->cons.data_waiter);
+    if (corrupt_ || (refresh_tail() && c_.head != tail_cache_)) {
+      handshake::disarm(c_.ix->cons.data_waiter);
+      return false;
+    }
+    return true;
+  }
+  void disarm_data_wait() noexcept { handshake::disarm(c_.ix->cons.data_waiter); }
+  std::uint32_t head() const noexcept { return c_.head; }
+  bool corrupt() const noexcept { return corrupt_; }
+  const TypedRingView<Entry>& view() const noexcept { return v_; }
+
+ private:
+  bool refresh_tail() noexcept {
+    // acquire: pairs with the producer's release store in publish().
+    const std::uint32_t t = c_.ix->prod.tail.load(std::memory_order_acquire);
+    // valid: [tail_cache_, published head + capacity]
+    if (t - tail_cache_ > c_.published_head + v_.capacity - tail_cache_) {
+      corrupt_ = true;
+      return false;
+    }
+    tail_cache_ = t;
+    return true;
+  }
+  TypedRingView<Entry> v_{};
+  ring_detail::ConsumerIndices c_{};
+  std::uint32_t tail_cache_ = 0;
+  bool corrupt_ = false;
+};
+
+// True when a typed ring holds published entries its consumer has not yet given back. Reads only
+// the shared indices (acquire on both), so anyone may ask, e.g. a thread that is not the
+// consumer and is about to sleep.
+template <class Entry>
+bool ring_has_data(const TypedRingView<Entry>& v) noexcept {
+  // acquire: pairs with the producer's release store of tail and the consumer's of head.
+  return v.indices->prod.tail.load(std::memory_order_acquire) != v.indices->cons.head.load(std::memory_order_acquire);
+}
 
 }  // namespace uipc

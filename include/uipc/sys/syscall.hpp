@@ -31,9 +31,12 @@
 #include <sys/types.h>
 
 #include <array>
+#include <cerrno>
 #include <coroutine>
 #include <cstdint>
 #include <memory>
+#include <new>
+#include <type_traits>
 #include <span>
 
 #include "uipc/result.hpp"
@@ -74,20 +77,28 @@ namespace detail {
 // before submission; the rest is written where it gets its value.
 struct OpNode {
   enum class State : std::uint8_t { idle, waiting, submitted, cancel_sent, done };
+  // Hot: written or read by every call (construction, submission, completion, resumption), kept
+  // together so that a call touches as few of its frame's cache lines as possible.
   Registration* reg;
+  State state;
+  bool cancel_pending;  // a cancellation waits for request-ring space
+  bool timed;           // `timer` was armed for this call (only then is it looked at)
+  std::uint32_t index;
   abi::SyscallRequest rq;
   std::int64_t result;
   std::coroutine_handle<> h;
   CallOptions opt;
-  Runtime::TimerNode timer;
+  // Cold: timeouts, cancellation tokens, waiting for a slot.
+  OpNode* wait_next;  // FIFO of calls waiting for a slot / for ring space
   OpNode* tok_prev;   // CancelToken list
   OpNode* tok_next;
-  OpNode* wait_next;  // FIFO of calls waiting for a slot / for ring space
-  std::uint32_t index;
   int cancel_reason;
-  State state;
-  bool cancel_pending;  // a cancellation waits for request-ring space
+  // The timeout's timer node, constructed only for calls with a timeout (`timed`): a call
+  // without one never touches these bytes.
+  alignas(Runtime::TimerNode) unsigned char timer_storage[sizeof(Runtime::TimerNode)];
+  Runtime::TimerNode& timer() noexcept { return *std::launder(reinterpret_cast<Runtime::TimerNode*>(timer_storage)); }
 };
+static_assert(std::is_trivially_destructible_v<Runtime::TimerNode>);
 
 }  // namespace detail
 
@@ -110,6 +121,8 @@ class CancelToken {
 // co_await yields the raw result: the return value or -errno.
 class [[nodiscard]] SyscallAwaiter {
  public:
+  // Inline, so that the typed calls' argument arrays dissolve into direct stores into the
+  // awaiter (no temporary array copied through memory on the per-call path).
   SyscallAwaiter(Registration* reg, long number, const std::array<std::int64_t, 6>& args, CallOptions opt) noexcept;
   SyscallAwaiter(const SyscallAwaiter&) = delete;
   SyscallAwaiter& operator=(const SyscallAwaiter&) = delete;
@@ -124,6 +137,26 @@ class [[nodiscard]] SyscallAwaiter {
  private:
   detail::OpNode op_;
 };
+
+inline SyscallAwaiter::SyscallAwaiter(Registration* reg, long number, const std::array<std::int64_t, 6>& args,
+                                      CallOptions opt) noexcept {
+  // Only what the paths before submission read: id, index, h, result and the list links are
+  // written where they get their values (submit, await_suspend, completion, attach).
+  op_.reg = reg;
+  op_.rq.number = number < 0 || number > static_cast<long>(abi::kMaxSyscallNumber)
+                      ? abi::kMaxSyscallNumber + 1  // malformed: the executor answers -EINVAL
+                      : static_cast<std::uint32_t>(number);
+  op_.rq.flags = 0;
+  for (std::size_t i = 0; i < 6; ++i) op_.rq.args[i] = args[i];
+  op_.opt = opt;
+  op_.state = detail::OpNode::State::idle;
+  op_.cancel_pending = false;
+  op_.timed = false;
+  if (reg == nullptr) [[unlikely]] {
+    op_.result = -ENOTCONN;
+    op_.state = detail::OpNode::State::done;
+  }
+}
 
 class Registration {
  public:
