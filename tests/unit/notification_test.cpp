@@ -1,9 +1,13 @@
 #include <gtest/gtest.h>
 
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
+#include <fstream>
+#include <string>
 #include <set>
 #include <thread>
 #include <vector>
@@ -56,14 +60,26 @@ TEST(Notification, WaitTimesOut) {
   EXPECT_EQ(n->word()->state.load(), static_cast<std::uint32_t>(uipc::abi::ReceiverState::running));
 }
 
+// True while thread `tid` of this process sits in futex(2) (/proc/self/task/TID/syscall starts
+// with the system call's number while it is blocked in one).
+bool blocked_in_futex(pid_t tid) {
+  std::ifstream f("/proc/self/task/" + std::to_string(tid) + "/syscall");
+  long nr = -1;
+  return (f >> nr) && nr == SYS_futex;
+}
+
 TEST(Notification, SleepingReceiverIsWokenBySendWithOneKernelEntry) {
   auto n = Notification::create();
   Counters rc, sc;
+  std::atomic<pid_t> tid{0};
   std::thread receiver([&] {
+    tid = static_cast<pid_t>(::syscall(SYS_gettid));
     while (n->peek() == 0) n->wait(-1, rc);
   });
-  // Wait until it sleeps, then send.
-  while (n->word()->state.load() != static_cast<std::uint32_t>(uipc::abi::ReceiverState::sleeping)) std::this_thread::yield();
+  // Wait until it is blocked in the kernel (announcing sleep is not enough: a send between the
+  // announcement and the re-check is rightly seen by the re-check), then send.
+  while (tid.load() == 0) std::this_thread::yield();
+  while (!blocked_in_futex(tid.load())) std::this_thread::sleep_for(std::chrono::microseconds(100));
   EXPECT_TRUE(n->mint(9).send(sc));
   receiver.join();
   EXPECT_EQ(sc.kernel_entries.get(), 1u);
@@ -202,14 +218,16 @@ TEST(Notification, PeerWakesASleepingReceiverThroughItsReadOnlyMapping) {
   n->watch(9, &f);
   Counters rc, sc;
   std::atomic<unsigned> taken{0};
+  std::atomic<pid_t> tid{0};
   std::thread receiver([&] {
+    tid = static_cast<pid_t>(::syscall(SYS_gettid));
     while (taken.load() == 0) {
       taken += n->take([](std::uint32_t) {});
       if (taken.load() == 0) n->wait(-1, rc);
     }
   });
-  while (n->word()->state.load() != static_cast<std::uint32_t>(uipc::abi::ReceiverState::sleeping))
-    std::this_thread::yield();
+  while (tid.load() == 0) std::this_thread::yield();
+  while (!blocked_in_futex(tid.load())) std::this_thread::sleep_for(std::chrono::microseconds(100));
   EXPECT_TRUE(peer->mint_remote(9, &f).send(sc));
   receiver.join();
   EXPECT_EQ(taken.load(), 1u);
