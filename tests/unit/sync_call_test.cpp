@@ -398,8 +398,9 @@ TEST(SyncCall, PureFutexPath) {
   const auto s = srv->counters().snapshot();
   EXPECT_EQ(c.spins, 0u);          // never spun
   EXPECT_EQ(c.sleeps, c.calls);    // every wait went to the futex path
-  EXPECT_GT(c.futex_waits, 0u);    // and really slept at least sometimes
-  EXPECT_GT(s.futex_waits, 0u);
+  // And some side really slept at least once. (Which side is a matter of timing: on a loaded
+  // machine one side can find the other's message every time it looks.)
+  EXPECT_GT(c.futex_waits + s.futex_waits, 0u);
   EXPECT_GT(c.futex_wakes + s.futex_wakes, 0u);
   EXPECT_EQ(s.spins, 0u);
 }
