@@ -42,7 +42,7 @@ struct Options {
   std::size_t value_bytes = 64, keys = 10000;
   unsigned get_percent = 90;
   long client_yields = -1;
-  std::string server_spin = "auto", client_spin = "auto";
+  std::string server_spin = "default", client_spin = "default";
   unsigned repeat = 1;
   CLI::Option* seconds_opt = nullptr;
   CLI::Option* connections_opt = nullptr;
@@ -80,9 +80,11 @@ void run(Options o) {
   base.keys = o.keys;
   base.get_percent = o.get_percent;
   base.cpus = parse_cpus(o.cpus);
-  // Spin windows: "auto" (-2 here) is decided per connection count below.
+  // Spin windows: "auto" (-2 here) is decided per connection count below; "default" (-1) is the
+  // library's (an adaptive window of at most 50 us).
   auto parse_spin = [](const char* opt, const std::string& v) -> std::int64_t {
     if (v == "auto") return -2;
+    if (v == "default") return -1;
     const auto us = parse_number(opt, v);
     if (us > 1'000'000) usage(std::string(opt) + ": at most 1000000");
     return static_cast<std::int64_t>(us) * 1000;
@@ -281,13 +283,14 @@ void add_kv_bench(CLI::App& bench) {
                 "unpinned (default none)")
       ->type_name("LIST");
   c->add_option("--server-spin-us", o->server_spin,
-                "uipc server runtime: spin window before it sleeps, in us, or 'auto': 0 when the client processes "
-                "and the server outnumber the CPUs, else the library's 50 (default auto)")
-      ->type_name("US|auto");
+                "uipc server runtime: spin window before it sleeps, in us; 'default': the library's (adaptive, at "
+                "most 50 us); 'auto': 0 when the client processes and the server outnumber the CPUs, else the "
+                "library's (default: default)")
+      ->type_name("US|default|auto");
   c->add_option("--client-spin-us", o->client_spin,
-                "uipc client runtimes: spin window before they yield or sleep, in us, or 'auto' (as for the server; "
-                "default auto)")
-      ->type_name("US|auto");
+                "uipc client runtimes: spin window before they yield or sleep, in us, 'default' or 'auto' (as for "
+                "the server; default: default)")
+      ->type_name("US|default|auto");
   c->add_option("--repeat", o->repeat, "Run every scenario N times, modes interleaved, and report the median run by req/s (default 1)")
       ->type_name("N")
       ->check(CLI::Range(1u, 100u));
