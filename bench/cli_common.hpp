@@ -6,6 +6,7 @@
 #include <CLI/CLI.hpp>
 #include <sched.h>
 
+#include <cmath>
 #include <cstdio>
 #include <ctime>
 #include <set>
@@ -68,6 +69,17 @@ inline std::string fmt(const char* f, double v) {
   char buf[64];
   std::snprintf(buf, sizeof buf, f, v);
   return buf;
+}
+
+// 12345678 -> "12,345,678"; "-" for a negative or non-finite value.
+inline std::string fmt_rate(double v) {
+  if (!(v >= 0) || !std::isfinite(v)) return "-";
+  std::string digits = fmt("%.0f", v), out;
+  for (std::size_t i = 0; i < digits.size(); ++i) {
+    if (i && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
+  }
+  return out;
 }
 
 inline std::string fmt_ns(double ns) {

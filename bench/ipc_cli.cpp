@@ -175,14 +175,6 @@ std::string git_commit() {
 
 
 
-std::string fmt_rate(double v) {  // 12345678 -> "12,345,678"
-  std::string digits = fmt("%.0f", v), out;
-  for (std::size_t i = 0; i < digits.size(); ++i) {
-    if (i && (digits.size() - i) % 3 == 0) out += ',';
-    out += digits[i];
-  }
-  return out;
-}
 
 void print_header() {
   std::printf("%-10s %8s %6s %14s %10s %10s %8s %7s  %s\n", "mode", "inflight", "bytes", "ops/s", "p50", "p99",

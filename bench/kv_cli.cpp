@@ -61,14 +61,6 @@ std::vector<int> parse_cpus(const std::string& s) {
   return out;
 }
 
-std::string fmt_rate(double v) {
-  std::string digits = fmt("%.0f", v), out;
-  for (std::size_t i = 0; i < digits.size(); ++i) {
-    if (i && (digits.size() - i) % 3 == 0) out += ',';
-    out += digits[i];
-  }
-  return out;
-}
 
 void run(Options o) {
   // Validate everything before running anything.

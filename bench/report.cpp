@@ -1,5 +1,6 @@
 // bench/report.cpp — `uipc report`: JSON lines → report.md + gnuplot plots.  See report.hpp and
 // docs/report.md.  The unit tests include this file (tests/unit/report_test.cpp).
+#include "cli_common.hpp"
 #include "report.hpp"
 
 #include <CLI/CLI.hpp>
@@ -226,15 +227,8 @@ void finish(Dataset& d) {
 
 // ---- formatting -------------------------------------------------------------------------------
 
-std::string fmt_rate(double v) {
-  if (!(v >= 0) || !std::isfinite(v)) return "-";
-  std::string digits = fmt("%.0f", v), out;
-  for (std::size_t i = 0; i < digits.size(); ++i) {
-    if (i && (digits.size() - i) % 3 == 0) out += ',';
-    out += digits[i];
-  }
-  return out;
-}
+std::string fmt_rate(double v) { return cli::fmt_rate(v); }
+
 
 std::string fmt_ns(double ns) {
   if (!(ns > 0) || !std::isfinite(ns)) return "-";

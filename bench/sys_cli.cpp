@@ -5,6 +5,7 @@
 #include "sys_cli.hpp"
 
 #include "cli_common.hpp"
+#include "ipc_cli.hpp"
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -133,63 +134,10 @@ std::vector<SysWorkload> parse_workloads(const Options& o) {
   return out;
 }
 
-// ---- machine facts (as `uipc bench ipc` reports them) ------------------------------------------
-
-
-std::string cpu_model() {
-  std::ifstream in("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind("model name", 0) == 0) {
-      const auto colon = line.find(':');
-      if (colon != std::string::npos) return line.substr(line.find_first_not_of(" \t", colon + 1));
-    }
-  return "unknown";
-}
-
-std::string git_commit() {
-  std::string src = __FILE__;
-  std::vector<std::string> dirs;
-  if (const auto slash = src.rfind("/bench/"); slash != std::string::npos && src[0] == '/') dirs.push_back(src.substr(0, slash));
-  dirs.push_back(".");
-  for (const auto& d : dirs) {
-    std::string quoted = "'";
-    for (char c : d) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
-    quoted += "'";
-    const std::string c = run_capture("git -C " + quoted + " rev-parse --short HEAD 2>/dev/null");
-    if (!c.empty() && c.find_first_not_of("0123456789abcdef") == std::string::npos) return c;
-  }
-  return "unknown";
-}
-
-
-struct Facts {
-  std::string cpu_model = bench::cpu_model();
-  unsigned cores = std::max(1u, std::thread::hardware_concurrency());
-  std::string kernel = [] {
-    utsname u{};
-    return uname(&u) == 0 ? std::string(u.sysname) + " " + u.release : std::string("unknown");
-  }();
-#ifdef NDEBUG
-  std::string build_type = "release";
-#else
-  std::string build_type = "debug";
-#endif
-  std::string commit = git_commit();
-};
-
 // ---- output ----------------------------------------------------------------------------------
 
 
 
-std::string fmt_rate(double v) {
-  std::string digits = fmt("%.0f", v), out;
-  for (std::size_t i = 0; i < digits.size(); ++i) {
-    if (i && (digits.size() - i) % 3 == 0) out += ',';
-    out += digits[i];
-  }
-  return out;
-}
 
 void print_header() {
   std::printf("%-26s %-8s %8s %13s %10s %10s %8s %9s %9s %6s  %s\n", "mode", "workload", "inflight", "ops/s", "p50",
@@ -368,7 +316,7 @@ void run(const Options& o) {
     ~Unlink() { ::unlink(p); }
   } unlink_at_end{tmpl};
 
-  const Facts facts;
+  const Facts facts = machine_facts();
   const std::size_t scenarios = modes.size() * inflights.size() * workloads.size();
   std::printf("uipc bench sys: %s, %u CPUs, %s, %s build, commit %s\n", facts.cpu_model.c_str(), facts.cores,
               facts.kernel.c_str(), facts.build_type.c_str(), facts.commit.c_str());

@@ -25,6 +25,7 @@
 
 #include "cli_common.hpp"
 #include "command_registry.hpp"
+#include "ipc_cli.hpp"
 #include "files/files.hpp"
 #include "files/files_cli.hpp"
 
@@ -103,34 +104,6 @@ void remove_tree(const std::string& root) {
         return 0;
       },
       64, FTW_DEPTH | FTW_PHYS);
-}
-
-// ---- facts -----------------------------------------------------------------------------------
-
-std::string cpu_model() {
-  std::ifstream in("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind("model name", 0) == 0) {
-      const auto colon = line.find(':');
-      if (colon != std::string::npos) return line.substr(line.find_first_not_of(" \t", colon + 1));
-    }
-  return "unknown";
-}
-
-std::string git_commit() {
-  std::string src = __FILE__;
-  std::vector<std::string> dirs;
-  if (const auto slash = src.rfind("/apps/"); slash != std::string::npos && src[0] == '/') dirs.push_back(src.substr(0, slash));
-  dirs.push_back(".");
-  for (const auto& d : dirs) {
-    std::string quoted = "'";
-    for (char c : d) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
-    quoted += "'";
-    const std::string c = cli::run_capture("git -C " + quoted + " rev-parse --short HEAD 2>/dev/null");
-    if (!c.empty() && c.find_first_not_of("0123456789abcdef") == std::string::npos) return c;
-  }
-  return "unknown";
 }
 
 // ---- scenarios -------------------------------------------------------------------------------
@@ -288,16 +261,12 @@ void run(const Options& o) {
   if (ref.entries.empty()) fail("the tree '" + tree.root + "' holds no readable regular file");
   const double mean_bytes = static_cast<double>(ref.stats.bytes) / static_cast<double>(ref.entries.size());
 
-  const std::string model = cpu_model();
-  const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
-  utsname u{};
-  const std::string kernel = uname(&u) == 0 ? std::string(u.sysname) + " " + u.release : "unknown";
-#ifdef NDEBUG
-  const std::string build_type = "release";
-#else
-  const std::string build_type = "debug";
-#endif
-  const std::string commit = git_commit();
+  const bench::Facts facts = bench::machine_facts();
+  const std::string& model = facts.cpu_model;
+  const unsigned cores = facts.cores;
+  const std::string& kernel = facts.kernel;
+  const std::string& build_type = facts.build_type;
+  const std::string& commit = facts.commit;
   std::printf("uipc bench files: %s, %u CPUs, %s, %s build, commit %s\n", model.c_str(), cores, kernel.c_str(),
               build_type.c_str(), commit.c_str());
   std::printf("copies go to %s\n", scratch.c_str());
