@@ -34,9 +34,10 @@ constexpr unsigned kDefaultRepeat = 10, kQuickRepeat = 3;
 
 struct Options {
   bool quick = false;
-  std::string json, cpus, inflight, modes = "sync,async", wake = "hybrid", placement = "local", backend = "direct";
+  std::string json, cpus, inflight, modes = "sync,async", wake = "hybrid", placement = "shared", backend = "direct";
   unsigned clients = 512, rounds = 10, repeat = kDefaultRepeat;
   std::size_t size = 4096;
+  std::int64_t sync_spin_ns = -1;
   CLI::Option* repeat_opt = nullptr;
   CLI::Option* cpus_opt = nullptr;
 };
@@ -57,7 +58,9 @@ std::vector<int> parse_cpus(const Options& o) {
   const std::set<int> allowed = allowed_cpus();
   std::vector<int> out;
   if (o.cpus_opt->count() == 0) {
-    if (allowed.size() >= 2) out = {*allowed.begin(), *std::next(allowed.begin())};
+    // The kernel core (shared/affine placement) shares the clients' CPU: the async client thread
+    // waits most of the time, and the server's CPU is the busier one (docs/alloc.md).
+    if (allowed.size() >= 2) out = {*allowed.begin(), *std::next(allowed.begin()), *allowed.begin()};
     return out;
   }
   if (o.cpus == "none") return out;
@@ -69,6 +72,7 @@ std::vector<int> parse_cpus(const Options& o) {
   }
   if (out.empty() || out.size() > 3) usage("--cpus: give 2 or 3 CPUs (clients, server[, kernel core]) or 'none'");
   if (out.size() == 1) usage("--cpus: give the server's CPU too (clients,server[,core])");
+  if (out.size() == 2) out.push_back(out[0]);
   return out;
 }
 
@@ -157,6 +161,7 @@ nlohmann::ordered_json to_json(const std::string& mode, const WorkloadParams& p,
       {"commit", f.commit},
       {"timestamp", utc_timestamp()},
   };
+  if (mode == "sync") j["sync_spin_ns"] = p.sync_spin_ns < 0 ? static_cast<std::int64_t>(ipc::kDefaultSyncSpinNs) : p.sync_spin_ns;
   if (mode == "async")
     j["executor"] = {{"wake", sys::to_string(p.wake)}, {"placement", sys::to_string(p.placement)},
                      {"backend", sys::to_string(p.backend)}};
@@ -184,6 +189,8 @@ void run(const Options& o) {
   base.repeat = repeat;
   base.bytes = o.size;
   base.cpus = parse_cpus(o);
+  if (o.sync_spin_ns > 10'000'000'000) usage("--sync-spin-ns: at most 10 s");
+  base.sync_spin_ns = o.sync_spin_ns;
   if (auto w = sys::parse_wake_mode(o.wake); w) base.wake = w.value();
   else usage("--wake: '" + o.wake + "' is not one of hybrid, irq, tick");
   if (auto pl = sys::parse_placement(o.placement); pl) base.placement = pl.value();
@@ -202,10 +209,13 @@ void run(const Options& o) {
   const auto& c = base.cpus;
   if (c.size() >= 2)
     std::printf("clients on CPU %d, server on CPU %d%s; ", c[0], c[1],
-                c.size() > 2 ? (", kernel core on CPU " + std::to_string(c[2])).c_str() : "");
+                c.size() > 2 && base.placement != sys::Placement::local
+                    ? (", kernel core on CPU " + std::to_string(c[2])).c_str()
+                    : "");
   else std::printf("threads unpinned; ");
-  std::printf("async executor %s/%s/%s\n", sys::to_string(base.wake), sys::to_string(base.placement),
-              sys::to_string(base.backend));
+  std::printf("async executor %s/%s/%s; sync spin window %s\n", sys::to_string(base.wake),
+              sys::to_string(base.placement), sys::to_string(base.backend),
+              o.sync_spin_ns < 0 ? "library default" : (std::to_string(o.sync_spin_ns) + " ns").c_str());
   std::printf("work per scenario: %u clients x %u rounds x (map + touch + unmap of %zu B), %u measured pass%s + 1 warm-up\n",
               base.clients, base.rounds, base.bytes, repeat, repeat == 1 ? "" : "es");
   std::printf("one op = allocate + touch + free (2 system calls, 2 IPC round trips); kern/op counts every party\n\n");
@@ -282,15 +292,18 @@ void add_alloc_bench(CLI::App& bench) {
                       ->type_name("N");
   cmd->add_option("--size", o->size, "Bytes per allocation (default 4096)")->type_name("BYTES");
   o->cpus_opt = cmd->add_option("--cpus", o->cpus,
-                                "CPUs to pin to: clients, server[, kernel core of affine/shared placement], or 'none'. "
-                                "Default: the first two CPUs available, if there are two")
+                                "CPUs to pin to: clients, server[, kernel core of affine/shared placement; default: "
+                                "the clients' CPU], or 'none'. Default: the first two CPUs available, if there are two")
                     ->type_name("LIST");
   cmd->add_option("--modes", o->modes, "sync, async or both (default sync,async)")->type_name("LIST");
   cmd->add_option("--wake", o->wake, "Async executor wake mode: hybrid (default), irq, tick")->type_name("MODE");
-  cmd->add_option("--placement", o->placement, "Async executor placement: local (default), shared, affine")
+  cmd->add_option("--placement", o->placement, "Async executor placement: shared (default), local, affine")
       ->type_name("P");
   cmd->add_option("--backend", o->backend, "Async executor backend: direct (default), io_uring, automatic")
       ->type_name("B");
+  cmd->add_option("--sync-spin-ns", o->sync_spin_ns,
+                  "The sync twin's spin window before a side sleeps (default: the library's, 50000; 0 = sleep at once)")
+      ->type_name("NS");
   cmd->footer("Example: uipc bench alloc --quick --json results/alloc.jsonl\nSee docs/alloc.md for the design and fields.");
   cmd->callback([o] { run(*o); });
 }

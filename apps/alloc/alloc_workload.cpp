@@ -148,7 +148,9 @@ WorkloadResult run_async_workload(const WorkloadParams& p) {
 
 WorkloadResult run_sync_workload(const WorkloadParams& p) {
   WorkloadResult res;
-  auto sr = SyncAllocServer::create(std::max(1u, p.inflight));
+  ipc::SyncOptions so;
+  if (p.sync_spin_ns >= 0) so.spin_ns = static_cast<std::uint64_t>(p.sync_spin_ns);
+  auto sr = SyncAllocServer::create(std::max(1u, p.inflight), {}, so);
   if (!sr) {
     res.error = "sync server: " + sr.error().message();
     return res;

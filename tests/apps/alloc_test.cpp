@@ -42,22 +42,39 @@ constexpr bool kSanitized = false;
 const std::size_t kPage = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
 
 // Address ranges mapped in this process now (/proc/self/maps).
-std::vector<std::pair<std::uintptr_t, std::uintptr_t>> mappings() {
-  std::vector<std::pair<std::uintptr_t, std::uintptr_t>> out;
+struct Mapping {
+  std::uintptr_t lo, hi;
+  bool readable;
+};
+std::vector<Mapping> mappings() {
+  std::vector<Mapping> out;
   std::ifstream in("/proc/self/maps");
   std::string line;
   while (std::getline(in, line)) {
     unsigned long lo = 0, hi = 0;
-    if (std::sscanf(line.c_str(), "%lx-%lx", &lo, &hi) == 2) out.emplace_back(lo, hi);
+    char perms[8] = {};
+    if (std::sscanf(line.c_str(), "%lx-%lx %7s", &lo, &hi, perms) == 3) out.push_back({lo, hi, perms[0] == 'r'});
   }
   return out;
 }
 
-bool is_mapped(const void* p, const std::vector<std::pair<std::uintptr_t, std::uintptr_t>>& maps) {
+const Mapping* find(const void* p, const std::vector<Mapping>& maps) {
   const auto a = reinterpret_cast<std::uintptr_t>(p);
-  for (const auto& [lo, hi] : maps)
-    if (a >= lo && a < hi) return true;
-  return false;
+  for (const auto& m : maps)
+    if (a >= m.lo && a < m.hi) return &m;
+  return nullptr;
+}
+bool is_mapped(const void* p, const std::vector<Mapping>& maps) { return find(p, maps) != nullptr; }
+
+// A freed block's address may be mapped again at once by someone else in this process (malloc, a
+// sanitizer's runtime), so "unmapped" is checked as "not our block any more": before the free the
+// block gets a cookie derived from its address; afterwards the address is either unmapped, or
+// mapped without that cookie (fresh memory reads 0).
+std::uint64_t cookie(const void* p) { return reinterpret_cast<std::uintptr_t>(p) ^ 0xc0ffee5eed5a1ad5ull; }
+void mark(void* p) { *static_cast<volatile std::uint64_t*>(p) = cookie(p); }
+bool still_ours(const void* p, const std::vector<Mapping>& maps) {
+  const Mapping* m = find(p, maps);
+  return m && m->readable && *static_cast<const volatile std::uint64_t*>(p) == cookie(p);
 }
 
 Request rq(Op op, std::uint64_t size, std::uint64_t addr = 0) { return {static_cast<std::uint32_t>(op), 0, size, addr}; }
@@ -181,13 +198,14 @@ TEST_P(AllocTwins, AllocateWriteFree) {
     for (std::size_t off = 0; off + 1 < b.size; off += kPage) EXPECT_EQ(bytes[off], off / kPage % 250 + 1);
     EXPECT_EQ(bytes[b.size - 1], 0x5a);
   }
+  for (const Block& b : blocks) mark(b.addr);
   // Free: by exact size, by requested size, with 0.
   ASSERT_TRUE(tw->free(0, blocks[0].addr, 1));
   ASSERT_TRUE(tw->free(0, blocks[1].addr, 4096));
   ASSERT_TRUE(tw->free(0, blocks[2].addr, blocks[2].size));
   ASSERT_TRUE(tw->free(0, blocks[3].addr));
   maps = mappings();
-  for (const Block& b : blocks) EXPECT_FALSE(is_mapped(b.addr, maps));
+  for (const Block& b : blocks) EXPECT_FALSE(still_ours(b.addr, maps));
   const AllocStats s = tw->stop_and_stats();
   EXPECT_EQ(s.allocations, 4u);
   EXPECT_EQ(s.frees, 4u);
@@ -261,13 +279,16 @@ TEST_P(AllocTwins, StopReclaimsWhatIsStillHeld) {
   std::vector<void*> held;
   for (int i = 0; i < 5; ++i) held.push_back(tw->allocate(0, 8192).value().addr);
   auto maps = mappings();
-  for (void* p : held) EXPECT_TRUE(is_mapped(p, maps));
+  for (void* p : held) {
+    EXPECT_TRUE(is_mapped(p, maps));
+    mark(p);
+  }
   const AllocStats s = tw->stop_and_stats();
   EXPECT_EQ(s.reclaimed, 5u);
   EXPECT_EQ(s.live_blocks, 0u);
   EXPECT_EQ(s.live_bytes, 0u);
   maps = mappings();
-  for (void* p : held) EXPECT_FALSE(is_mapped(p, maps));
+  for (void* p : held) EXPECT_FALSE(still_ours(p, maps));
 }
 
 INSTANTIATE_TEST_SUITE_P(Alloc, AllocTwins, ::testing::Values(Kind::async, Kind::sync),
@@ -387,6 +408,7 @@ TEST_P(AllocConcurrency, ManyCoroutinesExactlyOnce) {
         else failure = "a foreign free was not refused";
       }
       if (p[0] != tag) failure = "a block changed under its owner";
+      mark(b.value().addr);
       live.erase(a);
       auto f = co_await tw.clients[c]->free(b.value().addr);
       if (!f) {
@@ -415,7 +437,7 @@ TEST_P(AllocConcurrency, ManyCoroutinesExactlyOnce) {
   EXPECT_GT(s.peak_in_flight, 1u);  // the server really had several system calls out at once
   const auto maps = mappings();
   std::size_t still = 0;
-  for (auto a : seen) still += is_mapped(reinterpret_cast<void*>(a), maps);
+  for (auto a : seen) still += still_ours(reinterpret_cast<void*>(a), maps);
   EXPECT_EQ(still, 0u) << "of " << seen.size() << " addresses handed out";
 }
 
@@ -449,6 +471,7 @@ TEST(AllocSyncConcurrency, ManyThreadsExactlyOnce) {
           std::this_thread::yield();
           if (p[0] != (i << 16 | r)) bad.fetch_add(1, std::memory_order_relaxed);
           seen[i].push_back(addr_of(b.value().addr));
+          mark(b.value().addr);
           if (!c.free(b.value().addr)) bad.fetch_add(1, std::memory_order_relaxed);
         }
       });
@@ -465,7 +488,7 @@ TEST(AllocSyncConcurrency, ManyThreadsExactlyOnce) {
   EXPECT_EQ(s.reclaimed, 0u);
   const auto maps = mappings();
   for (const auto& v : seen)
-    for (auto a : v) EXPECT_FALSE(is_mapped(reinterpret_cast<void*>(a), maps));
+    for (auto a : v) EXPECT_FALSE(still_ours(reinterpret_cast<void*>(a), maps));
 }
 
 // The benchmark's workload on both twins: the same work done, every page checked, nothing left.
