@@ -10,7 +10,6 @@ namespace uipc::apps::alloc {
 
 namespace {
 constexpr int kProt = PROT_READ | PROT_WRITE;
-constexpr int kFlags = MAP_PRIVATE | MAP_ANONYMOUS;
 
 void sub(Counter& c, std::uint64_t n) noexcept { c.add(~n + 1); }  // modular: c - n
 
@@ -39,6 +38,10 @@ std::vector<std::byte> encode(const Request& r) {
 // ---- Ledger ----------------------------------------------------------------------------------------
 
 Ledger::Ledger(AllocLimits limits) : limits_(limits), page_(static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE))) {}
+
+int Ledger::map_flags() const noexcept {
+  return MAP_PRIVATE | MAP_ANONYMOUS | (limits_.populate ? MAP_POPULATE : 0);
+}
 
 Ledger::Client& Ledger::client(std::uint32_t id) {
   if (id >= clients_.size()) clients_.resize(id + 1);
@@ -217,7 +220,7 @@ Task<Result<std::size_t>> AllocServer::handle(std::uint32_t client, std::span<co
     if (!len) co_return len.error();
     ledger_.count_syscall();
     ledger_.note_in_flight(++in_flight_);
-    const Result<void*> m = co_await sys::mmap(nullptr, len.value(), kProt, kFlags, -1, 0);
+    const Result<void*> m = co_await sys::mmap(nullptr, len.value(), kProt, ledger_.map_flags(), -1, 0);
     --in_flight_;
     ledger_.end_allocate(client, rq.value(), len.value(), m ? m.value() : nullptr, m.has_value());
     if (!m) co_return m.error();
@@ -345,7 +348,7 @@ Result<std::size_t> SyncAllocServer::handle(std::uint32_t client, std::span<cons
     const Result<std::uint64_t> len = ledger_.begin_allocate(client, rq.value());
     if (!len) return len.error();
     ledger_.count_syscall();
-    void* m = ::mmap(nullptr, len.value(), kProt, kFlags, -1, 0);
+    void* m = ::mmap(nullptr, len.value(), kProt, ledger_.map_flags(), -1, 0);
     const int err = m == MAP_FAILED ? errno : 0;
     ledger_.end_allocate(client, rq.value(), len.value(), m, m != MAP_FAILED);
     if (m == MAP_FAILED) return errno_code(err);

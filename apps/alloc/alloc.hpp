@@ -88,6 +88,9 @@ struct AllocError {
 struct AllocLimits {
   std::uint64_t max_block_bytes = 64ull << 20;   // per allocation (64 MiB)
   std::uint64_t max_client_bytes = 1ull << 30;   // held by one client at once (1 GiB)
+  // MAP_POPULATE: the server's mmap allocates and maps every page before it answers, as mapping a
+  // frame does on seL4 (the reference's kernel); false: pages appear at the client's first touch.
+  bool populate = true;
 };
 
 struct Block {
@@ -150,6 +153,7 @@ class Ledger {
 
   AllocStats stats() const noexcept;
   std::uint64_t page_size() const noexcept { return page_; }
+  int map_flags() const noexcept;  // for mmap: anonymous, private, populated when the limits say so
 
  private:
   struct Client {

@@ -33,7 +33,7 @@ const char* const kDefaultInflight = "1,2,4,8,16,32,64,128,256,512";
 constexpr unsigned kDefaultRepeat = 10, kQuickRepeat = 3;
 
 struct Options {
-  bool quick = false;
+  bool quick = false, lazy = false;
   std::string json, cpus, inflight, modes = "sync,async", wake = "hybrid", placement = "shared", backend = "direct";
   unsigned clients = 512, rounds = 10, repeat = kDefaultRepeat;
   std::size_t size = 4096;
@@ -150,6 +150,7 @@ nlohmann::ordered_json to_json(const std::string& mode, const WorkloadParams& p,
       {"rounds", p.rounds},
       {"repeat", p.repeat},
       {"pages_checked", r.pages_checked},
+      {"populate", p.populate},
       {"note", r.error.empty() ? std::string(mode == "sync" ? "client threads: " + std::to_string(p.inflight)
                                                             : "coroutines: " + std::to_string(p.inflight))
                                : "error: " + r.error},
@@ -188,6 +189,7 @@ void run(const Options& o) {
   base.rounds = o.rounds;
   base.repeat = repeat;
   base.bytes = o.size;
+  base.populate = !o.lazy;
   base.cpus = parse_cpus(o);
   if (o.sync_spin_ns > 10'000'000'000) usage("--sync-spin-ns: at most 10 s");
   base.sync_spin_ns = o.sync_spin_ns;
@@ -216,8 +218,9 @@ void run(const Options& o) {
   std::printf("async executor %s/%s/%s; sync spin window %s\n", sys::to_string(base.wake),
               sys::to_string(base.placement), sys::to_string(base.backend),
               o.sync_spin_ns < 0 ? "library default" : (std::to_string(o.sync_spin_ns) + " ns").c_str());
-  std::printf("work per scenario: %u clients x %u rounds x (map + touch + unmap of %zu B), %u measured pass%s + 1 warm-up\n",
-              base.clients, base.rounds, base.bytes, repeat, repeat == 1 ? "" : "es");
+  std::printf("work per scenario: %u clients x %u rounds x (map%s + touch + unmap of %zu B), %u measured pass%s + 1 warm-up\n",
+              base.clients, base.rounds, base.populate ? " (populated)" : " (lazy)", base.bytes, repeat,
+              repeat == 1 ? "" : "es");
   std::printf("one op = allocate + touch + free (2 system calls, 2 IPC round trips); kern/op counts every party\n\n");
   std::printf("%8s %13s %13s %8s %21s %21s %9s %9s %7s %7s\n", "inflight", "sync ops/s", "async ops/s", "async/sync",
               "sync p50 / p99", "async p50 / p99", "sync k/op", "async k/op", "sync cpu", "async cpu");
@@ -291,6 +294,9 @@ void add_alloc_bench(CLI::App& bench) {
   o->repeat_opt = cmd->add_option("--repeat", o->repeat, "Measured passes over clients x rounds, after one warm-up pass (default 10)")
                       ->type_name("N");
   cmd->add_option("--size", o->size, "Bytes per allocation (default 4096)")->type_name("BYTES");
+  cmd->add_flag("--lazy", o->lazy,
+                "Map without MAP_POPULATE: pages appear at the client's first touch (page faults on the client side) "
+                "instead of inside the server's mmap");
   o->cpus_opt = cmd->add_option("--cpus", o->cpus,
                                 "CPUs to pin to: clients, server[, kernel core of affine/shared placement; default: "
                                 "the clients' CPU], or 'none'. Default: the first two CPUs available, if there are two")

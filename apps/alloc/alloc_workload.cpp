@@ -69,6 +69,7 @@ WorkloadResult run_async_workload(const WorkloadParams& p) {
   so.channel.max_inflight = std::max<std::uint32_t>(1024, p.inflight);
   so.channel.max_payload = 64;
   so.syscall_capacity = pow2_at_least(p.inflight, 64);
+  so.limits.populate = p.populate;
   AllocServer server(server_rt, *ex, so);
   Result<void> served;
   std::thread server_thread([&] {
@@ -150,7 +151,9 @@ WorkloadResult run_sync_workload(const WorkloadParams& p) {
   WorkloadResult res;
   ipc::SyncOptions so;
   if (p.sync_spin_ns >= 0) so.spin_ns = static_cast<std::uint64_t>(p.sync_spin_ns);
-  auto sr = SyncAllocServer::create(std::max(1u, p.inflight), {}, so);
+  AllocLimits limits;
+  limits.populate = p.populate;
+  auto sr = SyncAllocServer::create(std::max(1u, p.inflight), limits, so);
   if (!sr) {
     res.error = "sync server: " + sr.error().message();
     return res;

@@ -36,6 +36,7 @@ struct WorkloadParams {
   unsigned rounds = 10;
   unsigned repeat = 10;         // measured passes over clients × rounds (plus one warm-up pass)
   std::size_t bytes = 4096;
+  bool populate = true;         // AllocLimits::populate, both twins
   std::vector<int> cpus;        // [0] clients, [1] server, [2] kernel core (async, affine/shared); empty: unpinned
   // The async server's executor (docs/alloc.md says why these defaults).
   sys::WakeMode wake = sys::WakeMode::hybrid;

@@ -498,8 +498,9 @@ TEST(AllocWorkload, BothTwinsDoTheSameWork) {
   p.clients = kSanitized ? 64 : 512;
   p.rounds = 2;
   p.repeat = 1;
-  for (unsigned n : {1u, 8u, 64u}) {
+  for (auto [n, populate] : {std::pair{1u, true}, std::pair{8u, true}, std::pair{64u, true}, std::pair{8u, false}}) {
     p.inflight = n;
+    p.populate = populate;
     const WorkloadResult s = run_sync_workload(p);
     const WorkloadResult a = run_async_workload(p);
     for (const auto* r : {&s, &a}) {
