@@ -34,7 +34,7 @@ constexpr unsigned kDefaultRepeat = 10, kQuickRepeat = 3;
 
 struct Options {
   bool quick = false, lazy = false;
-  std::string json, cpus, inflight, modes = "sync,async", wake = "hybrid", placement = "shared", backend = "direct";
+  std::string json, cpus, inflight, modes = "sync,async", wake = "hybrid", placement = "local", backend = "direct";
   unsigned clients = 512, rounds = 10, repeat = kDefaultRepeat;
   std::size_t size = 4096;
   std::int64_t sync_spin_ns = -1;
@@ -303,7 +303,7 @@ void add_alloc_bench(CLI::App& bench) {
                     ->type_name("LIST");
   cmd->add_option("--modes", o->modes, "sync, async or both (default sync,async)")->type_name("LIST");
   cmd->add_option("--wake", o->wake, "Async executor wake mode: hybrid (default), irq, tick")->type_name("MODE");
-  cmd->add_option("--placement", o->placement, "Async executor placement: shared (default), local, affine")
+  cmd->add_option("--placement", o->placement, "Async executor placement: local (default), shared, affine")
       ->type_name("P");
   cmd->add_option("--backend", o->backend, "Async executor backend: direct (default), io_uring, automatic")
       ->type_name("B");

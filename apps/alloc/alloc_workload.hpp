@@ -40,7 +40,7 @@ struct WorkloadParams {
   std::vector<int> cpus;        // [0] clients, [1] server, [2] kernel core (async, affine/shared); empty: unpinned
   // The async server's executor (docs/alloc.md says why these defaults).
   sys::WakeMode wake = sys::WakeMode::hybrid;
-  sys::Placement placement = sys::Placement::shared;
+  sys::Placement placement = sys::Placement::local;
   sys::Backend backend = sys::Backend::direct;
   std::int64_t sync_spin_ns = -1;  // the sync twin's spin window, both sides; < 0: the library default
 };
