@@ -19,8 +19,8 @@
 //    issued, so concurrent requests cannot overshoot).
 //  * free(addr, n): addr must be the start of a block this client holds; n is 0 or the block's
 //    size as requested or as mapped. The block leaves the client's table before munmap is issued,
-//    so a concurrent second free of it fails instead of unmapping twice, and the kernel cannot
-//    hand the address out again while it is still listed.
+//    so a concurrent second free of it fails instead of unmapping twice, and an address the
+//    kernel hands out again is never still listed.
 //  * Every bad request is answered with an error to that caller alone and changes nothing
 //    (AllocError below): the server and every other request carry on. A failed mmap/munmap is
 //    answered with its errno (the block stays the client's when munmap fails).
@@ -33,7 +33,8 @@
 //    Destroy the server after serve() has returned (or if it never started).
 //  * AllocClient: the thread running the client runtime given to connect().
 //  * SyncAllocServer: serve() on one thread (it blocks until stop()); connect / stop / stats:
-//    any thread. SyncAllocClient: one thread at a time; it blocks in each call.
+//    any thread. SyncAllocClient: one thread at a time; it blocks in each call. Destroy the
+//    SyncAllocClients before their SyncAllocServer (they live in its endpoint).
 // What blocks: SyncAllocServer::serve and SyncAllocClient's calls; nothing else blocks a thread.
 #pragma once
 
