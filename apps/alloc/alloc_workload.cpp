@@ -89,7 +89,6 @@ WorkloadResult run_async_workload(const WorkloadParams& p) {
       const std::size_t page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
       std::uint64_t next = 0, completed = 0, t_start = 0, c0 = 0, s0 = 0, e0 = 0;
       double cpu0 = 0;
-      bool measuring = false;
       LatencyRecorder lat;
       auto worker = [&]() -> Task<void> {
         for (;;) {
@@ -97,7 +96,6 @@ WorkloadResult run_async_workload(const WorkloadParams& p) {
           const std::uint64_t j = next++;
           if (j >= w.total) co_return;
           if (j == w.warm) {
-            measuring = true;
             c0 = rt.counters().kernel_entries.get();
             s0 = server.server_kernel_entries();
             e0 = server.executor_kernel_entries();
@@ -119,9 +117,9 @@ WorkloadResult run_async_workload(const WorkloadParams& p) {
           }
           const std::uint64_t t = now_ns();
           res.pages_checked += pages;
-          if (measuring) {
+          if (j >= w.warm) {
             ++res.ops;
-            if (j >= w.warm) lat.record(t - a);
+            lat.record(t - a);
           }
           if (++completed == w.total) {
             res.wall_s = static_cast<double>(t - t_start) / 1e9;
@@ -210,6 +208,8 @@ WorkloadResult run_sync_workload(const WorkloadParams& p) {
           // relaxed: a ticket counter; the job's data is the index itself.
           const std::uint64_t j = next.fetch_add(1, std::memory_order_relaxed);
           if (j >= w.total) break;
+          // No measured job starts before the interval does: the taker of the first one opens it.
+          while (j > w.warm && !measuring.load(std::memory_order_acquire)) std::this_thread::yield();
           if (j == w.warm) {
             c0 = client_entries();
             s0 = server.server_kernel_entries();
@@ -232,10 +232,9 @@ WorkloadResult run_sync_workload(const WorkloadParams& p) {
           }
           const std::uint64_t t = now_ns();
           me.pages += pages;
-          const bool m = measuring.load(std::memory_order_acquire);
-          if (m) {
+          if (j >= w.warm) {
             ++me.ops;
-            if (j >= w.warm) me.lat.record(t - a);
+            me.lat.record(t - a);
           }
           // acq_rel: the last one to complete sees every other caller's work and t_start.
           if (completed.fetch_add(1, std::memory_order_acq_rel) + 1 == w.total) {

@@ -8,8 +8,9 @@
 // channel. Sync: `inflight` client threads, each a blocking client on its own endpoint slot (a
 // blocking call has one call in flight per thread).
 //
-// Measurement: the interval runs from the moment the first job of the second pass is taken to
-// the completion of the last job; ops = jobs completed inside it. Latency is per op (allocate
+// Measurement: the interval runs from the moment the first job of the second pass is taken (no
+// later job starts before that) to the completion of the last job; ops = the jobs of the measured
+// passes (warm-up jobs still running at the start are not counted). Latency is per op (allocate
 // sent → free answered, touching included), for every job of the measured passes. Kernel entries
 // are counted where they are made: client side (runtime futex calls / sync futex calls), server
 // thread (its futex calls, and the mmap/munmap it made itself), executor cores and blocking pool
@@ -46,7 +47,7 @@ struct WorkloadParams {
 };
 
 struct WorkloadResult {
-  std::uint64_t ops = 0;        // measured ops (allocate + touch + free)
+  std::uint64_t ops = 0;        // measured ops (allocate + touch + free): clients × rounds × repeat
   double wall_s = 0;
   double p50_ns = 0, p99_ns = 0;
   std::uint64_t client_kernel_entries = 0;
