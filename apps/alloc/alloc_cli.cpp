@@ -37,7 +37,8 @@ struct Options {
   std::string json, cpus, inflight, modes = "sync,async", wake = "hybrid", placement = "local", backend = "direct";
   unsigned clients = 512, rounds = 10, repeat = kDefaultRepeat;
   std::size_t size = 4096;
-  std::int64_t sync_spin_ns = -1;
+  std::int64_t sync_spin_ns = -1, async_spin_ns = -1;
+  unsigned max_batch = 1024;
   CLI::Option* repeat_opt = nullptr;
   CLI::Option* cpus_opt = nullptr;
 };
@@ -165,7 +166,8 @@ nlohmann::ordered_json to_json(const std::string& mode, const WorkloadParams& p,
   if (mode == "sync") j["sync_spin_ns"] = p.sync_spin_ns < 0 ? static_cast<std::int64_t>(ipc::kDefaultSyncSpinNs) : p.sync_spin_ns;
   if (mode == "async")
     j["executor"] = {{"wake", sys::to_string(p.wake)}, {"placement", sys::to_string(p.placement)},
-                     {"backend", sys::to_string(p.backend)}};
+                     {"backend", sys::to_string(p.backend)}, {"max_batch", p.max_batch},
+                     {"spin_ns", p.async_spin_ns < 0 ? RuntimeOptions{}.spin_ns : p.async_spin_ns}};
   return j;
 }
 
@@ -190,9 +192,13 @@ void run(const Options& o) {
   base.repeat = repeat;
   base.bytes = o.size;
   base.populate = !o.lazy;
+  if (o.max_batch < 1 || o.max_batch > 65536) usage("--max-batch: must be 1..65536");
+  base.max_batch = o.max_batch;
   base.cpus = parse_cpus(o);
   if (o.sync_spin_ns > 10'000'000'000) usage("--sync-spin-ns: at most 10 s");
   base.sync_spin_ns = o.sync_spin_ns;
+  if (o.async_spin_ns > 10'000'000'000) usage("--async-spin-ns: at most 10 s");
+  base.async_spin_ns = o.async_spin_ns;
   if (auto w = sys::parse_wake_mode(o.wake); w) base.wake = w.value();
   else usage("--wake: '" + o.wake + "' is not one of hybrid, irq, tick");
   if (auto pl = sys::parse_placement(o.placement); pl) base.placement = pl.value();
@@ -215,9 +221,10 @@ void run(const Options& o) {
                     ? (", kernel core on CPU " + std::to_string(c[2])).c_str()
                     : "");
   else std::printf("threads unpinned; ");
-  std::printf("async executor %s/%s/%s; sync spin window %s\n", sys::to_string(base.wake),
-              sys::to_string(base.placement), sys::to_string(base.backend),
-              o.sync_spin_ns < 0 ? "library default" : (std::to_string(o.sync_spin_ns) + " ns").c_str());
+  auto spin = [](std::int64_t ns) { return ns < 0 ? std::string("library default") : std::to_string(ns) + " ns"; };
+  std::printf("async executor %s/%s/%s (max batch %u); spin windows: async %s, sync %s\n", sys::to_string(base.wake),
+              sys::to_string(base.placement), sys::to_string(base.backend), base.max_batch,
+              spin(o.async_spin_ns).c_str(), spin(o.sync_spin_ns).c_str());
   std::printf("work per scenario: %u clients x %u rounds x (map%s + touch + unmap of %zu B), %u measured pass%s + 1 warm-up\n",
               base.clients, base.rounds, base.populate ? " (populated)" : " (lazy)", base.bytes, repeat,
               repeat == 1 ? "" : "es");
@@ -307,8 +314,14 @@ void add_alloc_bench(CLI::App& bench) {
       ->type_name("P");
   cmd->add_option("--backend", o->backend, "Async executor backend: direct (default), io_uring, automatic")
       ->type_name("B");
+  cmd->add_option("--max-batch", o->max_batch,
+                  "Async executor: system calls a claimant executes per claim before the replies go out (default 1024)")
+      ->type_name("N");
   cmd->add_option("--sync-spin-ns", o->sync_spin_ns,
                   "The sync twin's spin window before a side sleeps (default: the library's, 50000; 0 = sleep at once)")
+      ->type_name("NS");
+  cmd->add_option("--async-spin-ns", o->async_spin_ns,
+                  "The async twin's runtimes' spin window before they sleep (default: the library's, 50000)")
       ->type_name("NS");
   cmd->footer("Example: uipc bench alloc --quick --json results/alloc.jsonl\nSee docs/alloc.md for the design and fields.");
   cmd->callback([o] { run(*o); });

@@ -55,6 +55,7 @@ WorkloadResult run_async_workload(const WorkloadParams& p) {
   eo.wake = p.wake;
   eo.placement = p.placement;
   eo.backend = p.backend;
+  eo.max_batch = p.max_batch;
   if (cpu_at(p, 2) >= 0) eo.cpus = {p.cpus[2]};
   auto exr = sys::Executor::create(eo);
   if (!exr) {
@@ -63,7 +64,9 @@ WorkloadResult run_async_workload(const WorkloadParams& p) {
   }
   auto ex = std::move(exr.value());
 
-  Runtime server_rt;
+  RuntimeOptions ro;
+  if (p.async_spin_ns >= 0) ro.spin_ns = p.async_spin_ns;
+  Runtime server_rt(ro);
   AllocServerOptions so;
   so.channel.capacity = pow2_at_least(p.inflight, 64);
   so.channel.max_inflight = std::max<std::uint32_t>(1024, p.inflight);
@@ -79,7 +82,7 @@ WorkloadResult run_async_workload(const WorkloadParams& p) {
 
   bench::pin_this_thread(cpu_at(p, 0));
   {
-    Runtime rt;
+    Runtime rt(ro);
     auto cr = server.connect(rt);
     if (!cr) {
       res.error = "connect: " + cr.error().message();

@@ -43,7 +43,9 @@ struct WorkloadParams {
   sys::WakeMode wake = sys::WakeMode::hybrid;
   sys::Placement placement = sys::Placement::local;
   sys::Backend backend = sys::Backend::direct;
-  std::int64_t sync_spin_ns = -1;  // the sync twin's spin window, both sides; < 0: the library default
+  unsigned max_batch = 1024;       // ExecutorOptions::max_batch: calls a claimant executes per claim
+  std::int64_t sync_spin_ns = -1;   // the sync twin's spin window, both sides; < 0: the library default
+  std::int64_t async_spin_ns = -1;  // the async twin's runtimes (client, server); < 0: the library default
 };
 
 struct WorkloadResult {
