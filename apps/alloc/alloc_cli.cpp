@@ -8,6 +8,7 @@
 #include <sys/utsname.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -31,6 +32,7 @@ using namespace uipc::bench::cli;
 constexpr unsigned kMaxInflight = 1024;  // sync: one thread each
 const char* const kDefaultInflight = "1,2,4,8,16,32,64,128,256,512";
 constexpr unsigned kDefaultRepeat = 10, kQuickRepeat = 3;
+constexpr int kPauseMs = 100;
 
 struct Options {
   bool quick = false, lazy = false;
@@ -151,6 +153,7 @@ nlohmann::ordered_json to_json(const std::string& mode, const WorkloadParams& p,
       {"rounds", p.rounds},
       {"repeat", p.repeat},
       {"pages_checked", r.pages_checked},
+      {"backstops", r.backstops},
       {"populate", p.populate},
       {"note", r.error.empty() ? std::string(mode == "sync" ? "client threads: " + std::to_string(p.inflight)
                                                             : "coroutines: " + std::to_string(p.inflight))
@@ -238,7 +241,12 @@ void run(const Options& o) {
     WorkloadParams p = base;
     p.inflight = n;
     WorkloadResult s, a;
+    // A pause before each scenario lets the kernel finish what the last one left (exited threads,
+    // freed stacks and page tables); without it, whichever twin ran second was measured up to 25%
+    // slower under `chrt` (docs/alloc.md).
+    std::this_thread::sleep_for(std::chrono::milliseconds(kPauseMs));
     if (do_sync) s = run_sync_workload(p);
+    std::this_thread::sleep_for(std::chrono::milliseconds(kPauseMs));
     if (do_async) a = run_async_workload(p);
     for (const auto& [mode, r, on] : {std::tuple<const char*, const WorkloadResult&, bool>{"sync", s, do_sync},
                                       std::tuple<const char*, const WorkloadResult&, bool>{"async", a, do_async}}) {

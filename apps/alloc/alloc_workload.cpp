@@ -136,6 +136,7 @@ WorkloadResult run_async_workload(const WorkloadParams& p) {
       for (unsigned i = 0; i < p.inflight; ++i) rt.spawn(worker());
       rt.run();
       res.jobs = completed;
+      res.backstops = rt.counters().backstops.get() + server_rt.counters().backstops.get();
       res.p50_ns = lat.percentile(50);
       res.p99_ns = lat.percentile(99);
       client.reset();  // on this thread, the client runtime's

@@ -58,6 +58,7 @@ struct WorkloadResult {
   double cpu_s = 0;
   std::uint64_t jobs = 0;       // every op done, warm-up included
   std::uint64_t pages_checked = 0;
+  std::uint64_t backstops = 0;  // async: runtime sleeps (client + server) that ended by the backstop timeout
   AllocStats server;            // the server's counts once it stopped
   std::string error;            // empty, or what went wrong (a failed call, a page that was not fresh ...)
   std::uint64_t kernel_entries() const { return client_kernel_entries + server_kernel_entries + executor_kernel_entries; }
