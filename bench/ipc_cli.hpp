@@ -4,6 +4,7 @@
 // facts, one scenario's JSON line, the default mode order and CPUs.
 #pragma once
 
+#include "facts.hpp"
 #include "harness.hpp"
 
 #include <nlohmann/json.hpp>
@@ -22,15 +23,6 @@ namespace uipc::bench {
 // callback, during App::parse.
 void add_ipc_bench(CLI::App& bench);
 
-// What every JSON line records about the machine and the build (see docs/bench.md).
-struct Facts {
-  std::string cpu_model;
-  unsigned cores = 1;
-  std::string kernel;
-  std::string build_type;  // "release" (NDEBUG) or "debug"
-  std::string commit;      // short hash, or "unknown"
-};
-Facts machine_facts();     // reads /proc/cpuinfo, uname, runs git once
 
 // One scenario's JSON line, fields in the documented order, timestamp = now.
 nlohmann::ordered_json ipc_json_line(const std::string& mode, const IpcParams& p, const IpcResult& r, const Facts& f);

@@ -20,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "facts.hpp"
 #include "alloc/alloc_workload.hpp"
 #include "cli_common.hpp"
 #include "command_registry.hpp"
@@ -79,58 +80,8 @@ std::vector<int> parse_cpus(const Options& o) {
   return out;
 }
 
-std::string cpu_model() {
-  std::ifstream in("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind("model name", 0) == 0) {
-      const auto colon = line.find(':');
-      if (colon != std::string::npos) return line.substr(line.find_first_not_of(" \t", colon + 1));
-    }
-  return "unknown";
-}
-
-std::string git_commit() {
-  std::string src = __FILE__;
-  std::vector<std::string> dirs;
-  if (const auto slash = src.rfind("/apps/"); slash != std::string::npos && src[0] == '/') dirs.push_back(src.substr(0, slash));
-  dirs.push_back(".");
-  for (const auto& d : dirs) {
-    std::string quoted = "'";
-    for (char c : d) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
-    quoted += "'";
-    const std::string c = run_capture("git -C " + quoted + " rev-parse --short HEAD 2>/dev/null");
-    if (!c.empty() && c.find_first_not_of("0123456789abcdef") == std::string::npos) return c;
-  }
-  return "unknown";
-}
-
-struct Facts {
-  std::string cpu_model = alloc::cpu_model();
-  unsigned cores = std::max(1u, std::thread::hardware_concurrency());
-  std::string kernel = [] {
-    utsname u{};
-    return uname(&u) == 0 ? std::string(u.sysname) + " " + u.release : std::string("unknown");
-  }();
-#ifdef NDEBUG
-  std::string build_type = "release";
-#else
-  std::string build_type = "debug";
-#endif
-  std::string commit = git_commit();
-};
-
-std::string fmt_rate(double v) {
-  std::string digits = fmt("%.0f", v), out;
-  for (std::size_t i = 0; i < digits.size(); ++i) {
-    if (i && (digits.size() - i) % 3 == 0) out += ',';
-    out += digits[i];
-  }
-  return out;
-}
-
 nlohmann::ordered_json to_json(const std::string& mode, const WorkloadParams& p, const WorkloadResult& r,
-                               const Facts& f) {
+                               const bench::Facts& f) {
   nlohmann::ordered_json j = {
       {"scenario", "alloc"},
       {"mode", mode},
@@ -214,7 +165,7 @@ void run(const Options& o) {
     json.open(o.json, std::ios::app);
     if (!json) usage("--json: cannot open '" + o.json + "' for appending: " + std::strerror(errno));
   }
-  const Facts facts;
+  const bench::Facts facts = bench::machine_facts();
   std::printf("uipc bench alloc: %s, %u CPUs, %s, %s build, commit %s\n", facts.cpu_model.c_str(), facts.cores,
               facts.kernel.c_str(), facts.build_type.c_str(), facts.commit.c_str());
   const auto& c = base.cpus;

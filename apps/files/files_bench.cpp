@@ -25,7 +25,7 @@
 
 #include "cli_common.hpp"
 #include "command_registry.hpp"
-#include "ipc_cli.hpp"
+#include "facts.hpp"
 #include "files/files.hpp"
 #include "files/files_cli.hpp"
 
