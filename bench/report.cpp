@@ -184,6 +184,15 @@ std::variant<Record, std::string> parse_line(std::string_view line) {
       r.cpus.push_back(static_cast<int>(c.get<std::int64_t>()));
     }
   }
+  // The evaluation benchmarks' own fields, when present: counts of at least 1, shares in [0, 1],
+  // non-negative measures.
+  for (const char* k : {"channels", "callers"})
+    if (optional(k) && (!is_count(j[k]) || j[k].get<std::uint64_t>() == 0))
+      return std::string("field '") + k + "' is " + (is_count(j[k]) ? std::string("0") : type_of(j[k])) + ", not a positive integer";
+  for (const char* k : {"receiver_cpu_per_s", "gap_ns", "tick_ns", "answered_by_caller"})
+    if (optional(k) && !is_measure(j[k])) return std::string("field '") + k + "' is " + type_of(j[k]) + ", not a non-negative number";
+  if (optional("answered_by_caller") && j["answered_by_caller"].get<double>() > 1)
+    return std::string("field 'answered_by_caller' is above 1 (it is a share)");
   // Every other number: the evaluation benchmarks' own fields (report.hpp: Record::extra).
   for (const auto& [k, v] : j.items()) {
     if (!v.is_number() || !std::isfinite(v.get<double>())) continue;
