@@ -12,6 +12,7 @@ packages=(
   spin                        # model checking of the wake handshake (Promela/spin)
   gnuplot-nox                 # plots in reports
   clang libclang-rt-14-dev    # libFuzzer targets (tests/fuzz)
+  strace fio                  # outside checks of the benchmarks (scripts/outside-checks.sh)
   "$@"
 )
 
