@@ -210,7 +210,7 @@ void run(const Options& o, CLI::App& bench) {
       const fs::path p = dir / (std::string(name) + ".jsonl");
       eval::SweepOptions so;
       so.quick = o.quick;
-      so.cpus = eval::pick_cpus("", false);
+      so.cpus = eval::cpus_from(cpus);
       so.skip = eval::done_keys(p, facts, name, 0.5 * seconds);
       eval::JsonOut out(p.string());
       so.out = &out;

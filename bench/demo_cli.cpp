@@ -175,7 +175,7 @@ void run(const Options& o) {
     eval::SweepOptions so;
     so.demo = o.quick ? 2 : 1;
     so.seconds = o.quick ? 0.03 : 0.1;
-    so.cpus = eval::pick_cpus("", false);
+    so.cpus = eval::cpus_from(cpus);
     so.out = &out;
     so.verbose = false;
     std::size_t n = 0;

@@ -63,6 +63,16 @@ inline Cpus pick_cpus(const std::string& opt, bool given) {
   if (c.list.size() < 2) c.why = "one CPU given: every thread on CPU " + std::to_string(c.list[0]);
   return c;
 }
+// The CPUs a caller chose before it pinned anything (`uipc demo` and `bench all` pass
+// default_ipc_cpus(), taken at their start: once the main thread is pinned, the affinity that
+// pick_cpus reads is that one CPU, and threads it creates inherit it).
+inline Cpus cpus_from(const std::vector<int>& list) {
+  Cpus c;
+  c.list = list;
+  if (list.size() < 2) c.why = "fewer than 2 CPUs available: threads unpinned and sharing one CPU";
+  if (list.size() == 1) c.list.clear();
+  return c;
+}
 inline int cpu_at(const Cpus& c, std::size_t i) { return c.list.empty() ? -1 : c.list[i % c.list.size()]; }
 
 // A scenario's identity for resuming: scenario|mode|workload|inflight|channels|callers.
