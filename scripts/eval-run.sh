@@ -34,7 +34,9 @@ for ((i = 1; i <= repeat; i++)); do
       continue
     fi
     echo "== $b run $i $(date -u '+%F %T') load $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$out/log.txt"
-    # A run cut short leaves a partial file: written to a temporary name and renamed when complete.
+    # A run cut short leaves a partial file: written to a temporary name (emptied first: --json
+    # appends) and renamed when complete.
+    rm -f "$out/$b-$i.jsonl.part"
     "${nice[@]}" "$uipc" bench "$b" --seconds "$seconds" --json "$out/$b-$i.jsonl.part" | tee -a "$out/log.txt"
     mv "$out/$b-$i.jsonl.part" "$out/$b-$i.jsonl"
   done
