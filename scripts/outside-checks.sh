@@ -42,7 +42,7 @@ if [[ ! -x "$uipc" ]]; then
   exit 2
 fi
 # The short run measures (almost) only what every run pays once: set-up, teardown, the idle line.
-if ((quick)); then short=0.01; long=0.4; fio_s=1; sys_s=0.2; else short=0.01; long=2; fio_s=3; sys_s=1.0; fi
+if ((quick)); then short=0.01; long=0.4; fio_s=1; sys_s=0.2; reps=1; else short=0.01; long=2; fio_s=2; sys_s=0.5; reps=3; fi
 
 mkdir -p "$(dirname "$out")"
 work=$(mktemp -d /tmp/uipc-outside-XXXXXX)
@@ -124,45 +124,56 @@ if ((do_fio)); then
   {
     echo "## 4 KiB random reads from the page cache: fio against uipc bench sys"
     echo
-    echo "One 1 MiB file in the page cache, 4 KiB reads at random (fio) or rotating (uipc) page offsets, buffered, one thread issuing. fio: ${fio_s} s per row, \`--rw=randread --bs=4k --size=1M --time_based\`; uipc: \`bench sys --workloads pread --seconds ${sys_s}\`."
+    echo "One 1 MiB file in the page cache, 4 KiB reads at random (fio) or rotating (uipc) page offsets, buffered, one thread issuing. fio: ${fio_s} s per row, \`--rw=randread --bs=4k --size=1M --invalidate=0 --time_based\`; uipc: \`bench sys --workloads pread --seconds ${sys_s}\`. ${reps} rounds, fio and uipc interleaved; reads/s: the median of the rounds (lowest–highest)."
     echo
     echo "| who | engine / mode | in flight | reads/s |"
     echo "|---|---|---:|---:|"
   } >> "$out"
-  for spec in "psync 1" "io_uring 1" "io_uring 16" "io_uring 64"; do
-    read -r engine depth <<< "$spec"
-    if ! fio --name=uipc-outside --filename="$file" --size=1M --bs=4k --rw=randread --ioengine="$engine" --iodepth="$depth" \
-        --invalidate=0 --time_based --runtime="$fio_s" --output-format=terse --terse-version=3 > "$work/fio.txt" 2> "$work/fio.err"; then
-      echo "outside-checks: fio --ioengine=$engine failed:" >&2
-      cat "$work/fio.err" >&2
+  : > "$work/vals.txt"
+  for ((round = 1; round <= reps; round++)); do
+    for spec in "psync 1" "io_uring 1" "io_uring 16" "io_uring 64"; do
+      read -r engine depth <<< "$spec"
+      if ! fio --name=uipc-outside --filename="$file" --size=1M --bs=4k --rw=randread --ioengine="$engine" --iodepth="$depth" \
+          --invalidate=0 --time_based --runtime="$fio_s" --output-format=terse --terse-version=3 > "$work/fio.txt" 2> "$work/fio.err"; then
+        echo "outside-checks: fio --ioengine=$engine failed:" >&2
+        cat "$work/fio.err" >&2
+        failed=1
+        continue
+      fi
+      iops=$(awk -F';' '$1 == "3" { print $8; exit }' "$work/fio.txt")
+      if [[ -z "$iops" ]]; then
+        echo "outside-checks: fio --ioengine=$engine wrote no terse result line:" >&2
+        cat "$work/fio.txt" >&2
+        failed=1
+        continue
+      fi
+      echo "fio|$engine|$depth $iops" >> "$work/vals.txt"
+      echo "outside-checks: round $round: fio $engine iodepth $depth: $iops reads/s"
+    done
+    rm -f "$work/sys.jsonl"
+    if "$uipc" bench sys --workloads pread --modes sync,uring,async-hybrid-shared-direct,async-hybrid-shared-uring --inflight 1,16,64 \
+        --seconds "$sys_s" --json "$work/sys.jsonl" > "$work/sys.txt" 2>&1; then
+      while IFS= read -r line; do
+        mode=$(sed -e 's/.*"mode":"\([^"]*\)".*/\1/' <<< "$line")
+        n=$(sed -e 's/.*"inflight":\([0-9]*\).*/\1/' <<< "$line")
+        r=$(printf '%.0f' "$(sed -e 's/.*"ops_per_s":\([0-9.e+-]*\).*/\1/' <<< "$line")")
+        echo "uipc|$mode|$n $r" >> "$work/vals.txt"
+        echo "outside-checks: round $round: uipc $mode, $n in flight: $r reads/s"
+      done < "$work/sys.jsonl"
+    else
+      echo "outside-checks: uipc bench sys failed:" >&2
+      cat "$work/sys.txt" >&2
       failed=1
-      continue
     fi
-    iops=$(awk -F';' '$1 == "3" { print $8; exit }' "$work/fio.txt")
-    if [[ -z "$iops" ]]; then
-      echo "outside-checks: fio --ioengine=$engine wrote no terse result line:" >&2
-      cat "$work/fio.txt" >&2
-      failed=1
-      continue
-    fi
-    echo "| fio | $engine | $depth | $iops |" >> "$out"
-    echo "outside-checks: fio $engine iodepth $depth: $iops reads/s"
   done
-  rm -f "$work/sys.jsonl"
-  if "$uipc" bench sys --workloads pread --modes sync,uring,async-hybrid-shared-direct,async-hybrid-shared-uring --inflight 1,16,64 \
-      --seconds "$sys_s" --json "$work/sys.jsonl" > "$work/sys.txt" 2>&1; then
-    while IFS= read -r line; do
-      mode=$(sed -e 's/.*"mode":"\([^"]*\)".*/\1/' <<< "$line")
-      n=$(sed -e 's/.*"inflight":\([0-9]*\).*/\1/' <<< "$line")
-      r=$(sed -e 's/.*"ops_per_s":\([0-9.e+-]*\).*/\1/' <<< "$line")
-      echo "| uipc | $mode | $n | $(printf '%.0f' "$r") |" >> "$out"
-      echo "outside-checks: uipc $mode, $n in flight: $(printf '%.0f' "$r") reads/s"
-    done < "$work/sys.jsonl"
-  else
-    echo "outside-checks: uipc bench sys failed:" >&2
-    cat "$work/sys.txt" >&2
-    failed=1
-  fi
+  # One row per (who, mode, in flight), in first-seen order: median (lowest-highest).
+  awk '{ print $1 }' "$work/vals.txt" | awk '!seen[$0]++' | while IFS= read -r key; do
+    mapfile -t v < <(awk -v k="$key" '$1 == k { printf "%.0f\n", $2 }' "$work/vals.txt" | sort -n)
+    n=${#v[@]}
+    med=${v[$(((n - 1) / 2))]}
+    IFS='|' read -r who mode depth <<< "$key"
+    echo "| $who | $mode | $depth | $med (${v[0]}–${v[$((n - 1))]}) |" >> "$out"
+  done
   echo >> "$out"
 fi
 
