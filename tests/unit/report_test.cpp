@@ -435,6 +435,11 @@ TEST(Report, EvaluationPlots) {
   EXPECT_EQ(pd.plots[0].group, "wakeup");
 }
 
+TEST(Report, ChannelAxisLabelsDoNotOverprint) {
+  // 65 sits next to 64 on a log₂ axis: it is plotted but gets no label of its own.
+  EXPECT_EQ(log2_xtics({1, 64, 65, 256}), "set xtics (\"1\" 1, \"64\" 64, \"256\" 256)\nset xrange [0.666666667:384]\n");
+}
+
 TEST(Report, EvaluationPlotsDrawnWithGnuplot) {
   if (find_program("gnuplot").empty()) GTEST_SKIP() << "gnuplot is not installed";
   TempDir dir;
