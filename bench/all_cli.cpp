@@ -1,10 +1,13 @@
 // bench/all_cli.cpp — `uipc bench all`: every IPC scenario (sizes 64 and 1024 bytes, 1..256 in
 // flight, every mode) plus the idle measurement, one JSON line each, appended to DIR/ipc.jsonl.
 // Resumable: a scenario already in the file for the same commit and build type (and measured at
-// least half as long as this run would) is skipped.  When the tool has a `bench sys` command that
-// takes --json, it runs once afterwards into DIR/sys.jsonl.  See docs/report.md.
+// least half as long as this run would) is skipped.  Then the evaluation benchmarks (`bench wakeup`,
+// `bench channels`, `bench placement`; docs/answers.md) into DIR/<name>.jsonl, resumable the same
+// way, per scenario.  When the tool has a `bench sys` command that takes --json, it runs once
+// afterwards into DIR/sys.jsonl.  See docs/report.md.
 #include "all_cli.hpp"
 
+#include "eval_common.hpp"
 #include "harness.hpp"
 #include "ipc_cli.hpp"
 #include "report.hpp"
@@ -45,6 +48,7 @@ struct Options {
   std::string out = "results";
   bool quick = false;
   bool no_sys = false;
+  bool no_eval = false;
 };
 
 using Key = std::tuple<std::string, unsigned long long, unsigned long long>;  // mode, inflight, msg_bytes
@@ -195,6 +199,29 @@ void run(const Options& o, CLI::App& bench) {
   }
   std::printf("IPC: %zu run, %zu skipped; results in %s\n", todo.size(), skipped, path.c_str());
 
+  // The evaluation benchmarks (docs/answers.md), each into its own file, resumable per scenario.
+  if (o.no_eval) {
+    std::printf("wakeup, channels, placement: not run (--no-eval)\n");
+  } else {
+    using EvalSweep = eval::SweepResult (*)(const eval::SweepOptions&, const Facts&);
+    const std::pair<const char*, EvalSweep> evals[] = {
+        {"wakeup", eval::wakeup_sweep}, {"channels", eval::channels_sweep}, {"placement", eval::placement_sweep}};
+    for (const auto& [name, sweep] : evals) {
+      const fs::path p = dir / (std::string(name) + ".jsonl");
+      eval::SweepOptions so;
+      so.quick = o.quick;
+      so.cpus = eval::cpus_from(cpus);
+      so.skip = eval::done_keys(p, facts, name, 0.5 * seconds);
+      eval::JsonOut out(p.string());
+      so.out = &out;
+      std::printf("%s: 'uipc bench %s%s' into %s (%zu scenarios already there for this commit and build are skipped)\n", name,
+                  name, o.quick ? " --quick" : "", p.c_str(), so.skip.size());
+      std::fflush(stdout);
+      const auto r = sweep(so, facts);
+      std::printf("%s: %zu run, %zu skipped\n", name, r.run, r.skipped);
+    }
+  }
+
   // The async-syscall benchmark, when this build has one that writes JSON lines.
   const CLI::App* sys = nullptr;
   try {
@@ -226,12 +253,15 @@ void add_all_bench(CLI::App& bench) {
   CLI::App* all = bench.add_subcommand(
       "all",
       "The full benchmark sweep, resumable: every IPC mode at 1..256 in flight with 64- and 1024-byte messages "
-      "(1 s each) and the idle measurement, appended as JSON lines to DIR/ipc.jsonl; then 'bench sys', when this "
-      "uipc has it, into DIR/sys.jsonl.  Scenarios already in the files for the same commit and build type are "
+      "(1 s each) and the idle measurement, appended as JSON lines to DIR/ipc.jsonl; then 'bench wakeup', 'bench "
+      "channels' and 'bench placement' into DIR/<name>.jsonl; then 'bench sys', when this uipc has it, into DIR/sys.jsonl.  Scenarios already in the files for the same commit and build type are "
       "skipped, so an interrupted run picks up where it stopped.");
   all->add_option("--out", o->out, "Directory for ipc.jsonl and sys.jsonl (default: results)")->type_name("DIR");
   all->add_flag("--quick", o->quick, "Short runs: 0.2 s per scenario, in flight 1,4,16,64,256");
   all->add_flag("--no-sys", o->no_sys, "Do not run 'bench sys' after the IPC sweep");
+  all->add_flag("--no-eval", o->no_eval,
+                "Do not run 'bench wakeup', 'bench channels' and 'bench placement' (into DIR/wakeup.jsonl, channels.jsonl, "
+                "placement.jsonl)");
   all->footer("A line counts as done when its commit and build_type match this uipc and it measured at least half "
               "as long as this run would (so a --quick line does not stand in for a full one).\n"
               "Then: uipc report --in results --out results/report.  See docs/report.md.");

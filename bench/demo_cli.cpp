@@ -1,9 +1,11 @@
 // bench/demo_cli.cpp — `uipc demo`: the evaluation in small.  A reduced IPC sweep (async, sync,
 // ring, uds-epoll, pipe; 64-byte messages; 0.2 s per scenario) into DIR/demo.jsonl (a fresh file
 // each time), the idle measurement, the report and plots in DIR/report, and a table of headline
-// ratios, in about ten seconds on two cores.  See docs/report.md.
+// ratios, then the evaluation in small (wake-up modes, channels, placement; docs/answers.md), in
+// about 20 seconds on two cores.  See docs/report.md.
 #include "demo_cli.hpp"
 
+#include "eval_common.hpp"
 #include "harness.hpp"
 #include "ipc_cli.hpp"
 #include "report.hpp"
@@ -37,6 +39,7 @@ struct Options {
   std::string out = "results";
   bool quick = false;
   bool no_plots = false;
+  bool no_eval = false;
 };
 
 struct Step {
@@ -159,8 +162,30 @@ void run(const Options& o) {
   }
   progress.finish();
   json.close();
+  std::printf("IPC sweep: %zu scenarios in %.1f s\n", steps.size(), since(t0));
+
+  // The evaluation in small (docs/answers.md): wake-up modes, many channels, placement, appended
+  // to the same file.
+  if (!o.no_eval) {
+    const auto te = std::chrono::steady_clock::now();
+    std::printf("evaluation: wake-up modes (note 3.4), 1..%s channels on one server (note 3.2), placement (note 3.2), "
+                "%.2f s each\n", o.quick ? "256" : "4096", o.quick ? 0.03 : 0.1);
+    std::fflush(stdout);
+    eval::JsonOut out(jsonl.string());
+    eval::SweepOptions so;
+    so.demo = o.quick ? 2 : 1;
+    so.seconds = o.quick ? 0.03 : 0.1;
+    so.cpus = eval::cpus_from(cpus);
+    so.out = &out;
+    so.verbose = false;
+    std::size_t n = 0;
+    n += eval::wakeup_sweep(so, facts).run;
+    n += eval::channels_sweep(so, facts).run;
+    n += eval::placement_sweep(so, facts).run;
+    std::printf("evaluation: %zu scenarios in %.1f s\n", n, since(te));
+  }
   const double sweep_s = since(t0);
-  std::printf("measured %zu scenarios in %.1f s; making the report\n", steps.size(), sweep_s);
+  std::printf("measured everything in %.1f s; making the report\n", sweep_s);
 
   // The report reads back the file just written: every number below comes from it.
   const report::Dataset d = report::load_files({jsonl.string()}, "uipc demo");
@@ -170,6 +195,7 @@ void run(const Options& o) {
   const report::WriteResult w = report::write_report(d, report_dir.string(), wo);
 
   std::printf("\n%s\n", report::headline_text(report::headline(d, kHeadlineInflight)).c_str());
+  if (const std::string e = report::eval_summary_text(d); !e.empty()) std::printf("%s\n", e.c_str());
   if (!w.plots_note.empty()) std::printf("plots: %s\n", w.plots_note.c_str());
   for (const auto& f : w.plot_files)
     if (f.size() > 4 && f.compare(f.size() - 4, 4, ".png") == 0) std::printf("plot:   %s (and .svg)\n", f.c_str());
@@ -186,13 +212,14 @@ void add_demo_command(CLI::App& app) {
       "demo",
       "A quick evaluation: uipc's async IPC against the blocking sync call, a raw shared-memory ring, uds-epoll and "
       "pipes at 1..256 calls in flight (64-byte messages, 0.2 s each), the idle CPU of an async client and server, "
-      "then a report with plots and a table of headline ratios.  About 10 s on two cores; 'uipc bench all' is the "
-      "full sweep.");
+      "then wake-up latency and CPU per wake mode, 1..4096 channels on one server and the three placements, a report "
+      "with plots and a table of headline ratios.  About 20 s on two cores; 'uipc bench all' is the full sweep.");
   demo->add_flag("--quick", o->quick, "Even shorter, for smoke tests: 0.05 s per scenario, in flight 1,16,64");
   demo->add_option("--out", o->out,
                    "Directory for demo.jsonl (overwritten each run) and report/ (default: results)")
       ->type_name("DIR");
   demo->add_flag("--no-plots", o->no_plots, "Do not run gnuplot");
+  demo->add_flag("--no-eval", o->no_eval, "Leave out the wake-up, channel and placement measurements (about 8 s)");
   demo->footer("Writes DIR/demo.jsonl and DIR/report/report.md (+ PNG and SVG plots).  See docs/report.md.");
   demo->callback([o] { run(*o); });
 }

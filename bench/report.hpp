@@ -41,6 +41,9 @@ struct Record {
   std::optional<double> caller_cpu_ns_per_op, caller_kernel_entries_per_op;
   std::uint64_t calls_per_op = 1;  // optional field: system calls per op (mmap + munmap: 2)
   std::vector<int> cpus;
+  // Every other numeric field of the line (the evaluation benchmarks' own: channels, callers,
+  // receiver_cpu_per_s, gap_ns, answered_by_caller ...), by name.
+  std::map<std::string, double> extra;
   std::string note, cpu_model, kernel, build_type, commit, timestamp;
   std::uint64_t cores = 0;
   std::string source;  // "file:line"
@@ -98,7 +101,18 @@ struct Group {
   std::string title() const;             // "IPC, 64-byte messages", "sys (mmap+munmap), 4096 bytes"
   std::string slug() const;              // "ipc-64B", "sys-mmap-munmap-4096B"
 };
-std::vector<Group> groups(const Dataset& d);  // idle lines excluded; ipc first, then sys, then others
+std::vector<Group> groups(const Dataset& d);  // idle and evaluation lines excluded; ipc first, then sys, then others
+
+// The evaluation scenarios (`uipc bench wakeup`, `bench channels`, `bench placement`;
+// docs/answers.md) get sections and plots of their own instead of the in-flight tables.
+bool is_eval_scenario(const std::string& scenario);
+
+// The records of one evaluation scenario, in the order its tables show them.
+std::vector<const Record*> eval_records(const Dataset& d, const std::string& scenario);
+
+// A few plain-text lines for a terminal (`uipc demo`): wake-up latency and receiver CPU per mode,
+// throughput at 64 channels and at the most, throughput per placement.  "" without such lines.
+std::string eval_summary_text(const Dataset& d);
 
 // async ops/s over base ops/s at one in-flight count, when both ran and base > 0.
 std::optional<double> ratio(const Group& g, const std::string& async_mode, const std::string& base, std::uint64_t inflight);

@@ -13,6 +13,7 @@ packages=(
   gnuplot-nox                 # plots in reports
   clang libclang-rt-14-dev    # libFuzzer targets (tests/fuzz)
   libssl-dev                  # SHA-256 of `uipc sum` from libcrypto (SHA extensions); optional at build time
+  strace fio                  # outside checks of the benchmarks (scripts/outside-checks.sh)
   "$@"
 )
 

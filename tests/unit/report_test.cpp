@@ -251,10 +251,19 @@ TEST(Report, Headline) {
 TEST(Report, PlotDataAndScript) {
   const Dataset d = load("sample.jsonl");
   const PlotData pd = plot_specs(d);
-  ASSERT_EQ(pd.plots.size(), 3u);
+  ASSERT_EQ(pd.plots.size(), 5u);
   EXPECT_EQ(pd.plots[0].stem, "cost-ipc-64B");
   EXPECT_EQ(pd.plots[1].stem, "throughput-ipc-64B");
   EXPECT_EQ(pd.plots[2].stem, "cost-sys-mmap-4096B");
+  EXPECT_EQ(pd.plots[3].stem, "rel4-ipc");
+  EXPECT_EQ(pd.plots[4].stem, "rel4-sys");
+  // ReL4's published ratios next to this data's, on the same axes (async ÷ sync vs in flight).
+  ASSERT_TRUE(pd.files.count("data/rel4-ipc-uipc.dat"));
+  EXPECT_CONTAINS(pd.files.at("data/rel4-ipc-uipc.dat"), "\n1 0.5 async\n32 3 async\n64 6 async\n");
+  EXPECT_CONTAINS(pd.files.at("data/rel4-ipc-reference.dat"), "\n1 0.77 0.29\n32 4.7 1.8\n");
+  EXPECT_CONTAINS(pd.files.at("data/rel4-sys-uipc.dat"), "\n32 1.5 async-hybrid-affine-io_uring\n");
+  EXPECT_CONTAINS(pd.files.at("data/rel4-sys-reference.dat"), "\n512 1.55\n");
+  EXPECT_CONTAINS(pd.script, "\"data/rel4-ipc-reference.dat\" using 1:3 with points");
   ASSERT_TRUE(pd.files.count("data/ipc-64B-async.dat"));
   EXPECT_CONTAINS(pd.files.at("data/ipc-64B-async.dat"), "\n64 12000000 83.3333333 2e-05 NaN 1000 2000\n");
   // sys: per system call (calls_per_op 2): 1e9/750000/2 ns, 2.5/2 entries, caller 0.1/2.
@@ -323,7 +332,7 @@ TEST(Report, WithGnuplotDrawsPngAndSvg) {
   TempDir dir;
   const WriteResult w = write_report(d, dir.path.string());
   EXPECT_TRUE(w.plots_note.empty()) << w.plots_note << "\n" << slurp(dir.path / "gnuplot.log");
-  EXPECT_EQ(w.plot_files.size(), 6u);
+  EXPECT_EQ(w.plot_files.size(), 10u);  // cost and throughput (IPC), cost (sys), the two ReL4 figures
   for (const auto& f : w.plot_files) EXPECT_GT(fs::file_size(f), 1000u) << f;
   std::ifstream png(dir.path / "cost-ipc-64B.png", std::ios::binary);
   char magic[4] = {};
@@ -331,6 +340,115 @@ TEST(Report, WithGnuplotDrawsPngAndSvg) {
   EXPECT_EQ(std::string(magic + 1, 3), "PNG");
   const std::string md = slurp(w.report_md);
   EXPECT_CONTAINS(md, "![IPC cost per call vs calls in flight, async vs sync (IPC, 64-byte messages)](cost-ipc-64B.png)");
+  EXPECT_EQ(md.find("Plot not drawn"), std::string::npos);
+}
+
+// ---- the evaluation scenarios (tests/data/report/eval.jsonl) -------------------------------------
+
+TEST(Report, EvaluationLinesKeepTheirOwnFieldsAndKeys) {
+  const Dataset d = load("eval.jsonl");
+  // 18 lines: a negative receiver CPU, a line cut off by a killed sweep, zero callers.
+  ASSERT_EQ(d.bad.size(), 3u);
+  EXPECT_EQ(d.bad[0].where, "eval.jsonl:7");
+  EXPECT_EQ(d.bad[0].reason, "field 'receiver_cpu_per_s' is negative, not a non-negative number");
+  EXPECT_EQ(d.bad[1].where, "eval.jsonl:13");
+  EXPECT_EQ(d.bad[1].reason.rfind("not valid JSON: ", 0), 0u) << d.bad[1].reason;
+  EXPECT_EQ(d.bad[2].where, "eval.jsonl:18");
+  EXPECT_EQ(d.bad[2].reason, "field 'callers' is 0, not a positive integer");
+  // fixed-64 at 1 and at 64 channels have the same mode and in-flight count: `channels` keeps them
+  // apart, as `callers` keeps the two shared lines apart.
+  EXPECT_EQ(d.records.size(), 15u);
+  EXPECT_EQ(d.superseded, 0u);
+  EXPECT_EQ(eval_records(d, "channels").size(), 5u);
+  const auto pl = eval_records(d, "placement");
+  ASSERT_EQ(pl.size(), 4u);  // ordered by callers, then affine, shared, local
+  EXPECT_EQ(pl[0]->mode, "affine");
+  EXPECT_EQ(pl[1]->mode, "shared");
+  EXPECT_EQ(pl[2]->mode, "local");
+  EXPECT_EQ(pl[3]->mode, "shared");
+  EXPECT_EQ(pl[3]->extra.at("callers"), 2);
+  EXPECT_DOUBLE_EQ(pl[1]->extra.at("answered_by_caller"), 0.908);
+  EXPECT_TRUE(groups(d).empty());  // no generic in-flight tables for them
+
+  auto reason = [](std::string_view line) {
+    auto r = parse_line(line);
+    return std::holds_alternative<std::string>(r) ? std::get<std::string>(r) : std::string("accepted");
+  };
+  std::ifstream in(kData / "eval.jsonl");
+  std::string good;
+  std::getline(in, good);  // a wakeup line
+  auto with = [&](const std::string& field) { return good.substr(0, good.size() - 1) + "," + field + "}"; };
+  EXPECT_EQ(reason(good), "accepted");
+  EXPECT_EQ(reason(with("\"answered_by_caller\":1.5")), "field 'answered_by_caller' is above 1 (it is a share)");
+  EXPECT_EQ(reason(with("\"channels\":\"many\"")), "field 'channels' is string, not a positive integer");
+  EXPECT_EQ(reason(with("\"channels\":2.5")), "field 'channels' is number, not a positive integer");
+}
+
+TEST(Report, EvaluationSectionsTables) {
+  const Dataset d = load("eval.jsonl");
+  const std::string md = render_markdown(d);
+  // Every number below comes from tests/data/report/eval.jsonl.
+  EXPECT_CONTAINS(md, "## Wake-up: interrupt, polling or tick (note §3.4)\n\n6 scenarios");
+  EXPECT_CONTAINS(md, "one call every 1.00 ms on average");
+  EXPECT_CONTAINS(md, "| mode | idle: p50 | idle: p99 | busy: p50 | busy: p99 | busy: calls/s |\n|---|---:|---:|---:|---:|---:|\n"
+                      "| sys-tick-1ms | 500.00 µs | 1.00 ms | 1.00 ms | 2.00 ms | 1,000 |\n"
+                      "| sys-irq | 6.00 µs | 20.00 µs | 4.00 µs | 5.00 µs | 250,000 |\n");
+  EXPECT_CONTAINS(md, "| sys-tick-1ms | 0.015 | 0.016 | 0.020 | 6.000 | 4.500 |\n| sys-irq | 0.000 | 0.020 | 0.250 | 4.000 | 3.000 |\n");
+  EXPECT_CONTAINS(md, "## Channels on one server: are 64 vectors enough? (note §3.2)\n\n5 scenarios");
+  EXPECT_CONTAINS(md, "### Mode every\n\n| channels | in flight | calls/s | p50 | p99 | kernel entries per call | CPU (s/s) |\n"
+                      "|---|---:|---:|---:|---:|---:|---:|\n| 1 | 1 | 1,000,000 | 200 ns | 300 ns | 0.0010 | 1.00 |\n"
+                      "| 64 | 64 | 2,000,000 | 6.00 µs | 20.00 µs | 0.00050 | 1.00 |\n"
+                      "| 4096 | 4096 | 500,000 | 30.00 µs | 60.00 µs | 0.00030 | 1.00 |\n");
+  EXPECT_CONTAINS(md, "From 64 to 4096 channels, throughput changes by 0.25×.");
+  EXPECT_CONTAINS(md, "### Mode fixed-64\n\n| channels | in flight | calls/s | p50 | p99 | kernel entries per call | CPU (s/s) |\n"
+                      "|---|---:|---:|---:|---:|---:|---:|\n| 1 | 64 | 3,000,000 | 4.00 µs | 9.00 µs | 0.00010 | 1.00 |\n");
+  EXPECT_CONTAINS(md, "## Placement: which core answers a system call (note §3.2)\n\n4 scenarios");
+  EXPECT_CONTAINS(md, "### Throughput (calls per second, all callers)\n\n| placement, callers | 1 |\n|---|---:|\n"
+                      "| affine, 1 caller | 800,000 |\n| shared, 1 caller | 900,000 |\n| local, 1 caller | 1,700,000 |\n"
+                      "| shared, 2 callers | 3,400,000 |\n");
+  EXPECT_CONTAINS(md, "| affine, 1 caller | 0.0% |\n| shared, 1 caller | 90.8% |\n| local, 1 caller | 100.0% |\n| shared, 2 callers | 99.2% |\n");
+  EXPECT_CONTAINS(md, "- `eval.jsonl:13`: not valid JSON: ");
+  EXPECT_EQ(md.find("## Scenario "), std::string::npos);
+  EXPECT_EQ(render_markdown(d), md);
+
+  const std::string t = eval_summary_text(d);
+  EXPECT_CONTAINS(t, "wake-up p50, receiver asleep               sys-tick-1ms 500.00 us, sys-irq 6.00 us\n");
+  EXPECT_CONTAINS(t, "receiver CPU-s/s with no calls             sys-tick-1ms 0.015, sys-irq 0.000\n");
+  EXPECT_CONTAINS(t, "channels (every): 64 -> 4096               2,000,000 -> 500,000 calls/s\n");
+  EXPECT_CONTAINS(t, "placement, 2 callers, 1 in flight          shared 3,400,000 calls/s\n");
+  EXPECT_TRUE(eval_summary_text(load("sample.jsonl")).empty());
+}
+
+TEST(Report, EvaluationPlots) {
+  const Dataset d = load("eval.jsonl");
+  const PlotData pd = plot_specs(d);
+  std::vector<std::string> stems;
+  for (const auto& p : pd.plots) stems.push_back(p.stem);
+  EXPECT_EQ(stems, (std::vector<std::string>{"wakeup-latency", "wakeup-cpu", "channels-throughput", "placement-throughput"}));
+  ASSERT_TRUE(pd.files.count("data/wakeup.dat"));
+  EXPECT_CONTAINS(pd.files.at("data/wakeup.dat"), "\n0 sys-tick-1ms 500000 1000000 1000000 2000000 0.015 0.016 0.02\n"
+                                                  "1 sys-irq 6000 20000 4000 5000 0 0.02 0.25\n");
+  EXPECT_CONTAINS(pd.files.at("data/channels-every.dat"), "\n1 1 1000000 200 300 0.001\n64 64 2000000 6000 20000 0.0005\n");
+  EXPECT_CONTAINS(pd.files.at("data/placement-shared-2callers.dat"), "\n1 3400000 230 0.992\n");
+  EXPECT_CONTAINS(pd.script, "set arrow 1 from 64, graph 0 to 64, graph 1 nohead");
+  EXPECT_CONTAINS(pd.script, "\"data/wakeup.dat\" using 7:xtic(2) title \"quiet (no calls)\"");
+  EXPECT_EQ(pd.plots[0].group, "wakeup");
+}
+
+TEST(Report, ChannelAxisLabelsDoNotOverprint) {
+  // 65 sits next to 64 on a log₂ axis: it is plotted but gets no label of its own.
+  EXPECT_EQ(log2_xtics({1, 64, 65, 256}), "set xtics (\"1\" 1, \"64\" 64, \"256\" 256)\nset xrange [0.666666667:384]\n");
+}
+
+TEST(Report, EvaluationPlotsDrawnWithGnuplot) {
+  if (find_program("gnuplot").empty()) GTEST_SKIP() << "gnuplot is not installed";
+  TempDir dir;
+  const WriteResult w = write_report(load("eval.jsonl"), dir.path.string());
+  EXPECT_TRUE(w.plots_note.empty()) << w.plots_note << "\n" << slurp(dir.path / "gnuplot.log");
+  EXPECT_EQ(w.plot_files.size(), 8u);
+  const std::string md = slurp(w.report_md);
+  EXPECT_CONTAINS(md, "](wakeup-latency.png)");
+  EXPECT_CONTAINS(md, "](placement-throughput.png)");
   EXPECT_EQ(md.find("Plot not drawn"), std::string::npos);
 }
 
