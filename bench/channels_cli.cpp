@@ -72,16 +72,13 @@ Measure run_one(const std::string& mode, unsigned n, double seconds, const Cpus&
       clients.push_back(std::move(c.value()));
     }
     const std::uint64_t warm = static_cast<std::uint64_t>(seconds * 0.1e9) + 2'000'000;
-    const std::uint64_t from = now_ns() + warm, length = static_cast<std::uint64_t>(seconds * 1e9);
-    bool measuring = false, stop = false;
-    std::uint64_t ops = 0, k0 = 0, t0 = 0, t1 = 0;
-    double cpu0 = 0;
-    LatencyRecorder lat;
     auto kernel = [&] { return rt.counters().kernel_entries.get() + server_rt.counters().kernel_entries.get(); };
+    MeasureWindow win{now_ns() + warm, static_cast<std::uint64_t>(seconds * 1e9), kernel, m};
+    LatencyRecorder lat;
     auto worker = [&](unsigned id) -> Task<void> {
       std::byte req[kBytes] = {}, rep[kBytes] = {};
       std::memcpy(req, &id, sizeof id);
-      for (std::uint64_t k = 0; !stop; ++k) {
+      for (std::uint64_t k = 0; !win.stop; ++k) {
         // every: caller i stays on channel i.  fixed-64: caller i makes its k-th call on channel
         // (i + k) mod N: the callers walk through the channels one step per call, so every channel
         // carries calls and (callers moving at about the same pace) about ⌈64/N⌉ share one at a time.
@@ -91,27 +88,11 @@ Measure run_one(const std::string& mode, unsigned n, double seconds, const Cpus&
         const std::uint64_t b = now_ns();
         if (!r || r.value() != kBytes || std::memcmp(req, rep, kBytes) != 0)
           die(std::string("bad reply: ") + (r ? "payload mismatch" : r.error().message()));
-        if (!measuring && !stop && b >= from) {
-          measuring = true;
-          t0 = b;
-          k0 = kernel();
-          cpu0 = process_cpu_seconds();
-        } else if (measuring && b >= t0 + length) {
-          measuring = false;
-          stop = true;
-          t1 = b;
-          m.kernel_entries = kernel() - k0;
-          m.cpu_s = process_cpu_seconds() - cpu0;
-        } else if (measuring) {
-          ++ops;
-          lat.record(b - a);
-        }
+        if (win.after_call(b)) lat.record(b - a);
       }
     };
     for (unsigned i = 0; i < inflight; ++i) rt.spawn(worker(i));
     rt.run();
-    m.ops = ops;
-    m.wall_s = static_cast<double>(t1 - t0) / 1e9;
     m.p50_ns = lat.percentile(50);
     m.p99_ns = lat.percentile(99);
     for (auto& c : clients) c->close();

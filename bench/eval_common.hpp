@@ -148,6 +148,44 @@ struct Measure {
   double kernel_per_op() const { return ops ? static_cast<double>(kernel_entries) / static_cast<double>(ops) : 0; }
 };
 
+// The measuring window the callers of one scenario share. The first call that ends at or after
+// `from` opens it (kernel entries and process CPU are read then); the first that ends `length`
+// after the opening closes it and sets `stop`, which every caller's loop checks; the calls that
+// end inside it are counted in `m.ops`. `kernel` returns the kernel entries counted so far.
+template <class Kernel>
+struct MeasureWindow {
+  std::uint64_t from, length;
+  Kernel kernel;
+  Measure& m;
+  bool measuring = false, stop = false;
+  std::uint64_t t0 = 0, t1 = 0, k0 = 0;
+  double cpu0 = 0;
+  // After each call, with the time it ended: true if the call counts.
+  bool after_call(std::uint64_t end) {
+    if (!measuring && !stop && end >= from) {
+      measuring = true;
+      t0 = end;
+      k0 = kernel();
+      cpu0 = process_cpu_seconds();
+      return false;
+    }
+    if (measuring && end >= t0 + length) {
+      measuring = false;
+      stop = true;
+      t1 = end;
+      m.kernel_entries = kernel() - k0;
+      m.cpu_s = process_cpu_seconds() - cpu0;
+      m.wall_s = static_cast<double>(t1 - t0) / 1e9;
+      return false;
+    }
+    if (!measuring) return false;
+    ++m.ops;
+    return true;
+  }
+};
+template <class Kernel>
+MeasureWindow(std::uint64_t, std::uint64_t, Kernel, Measure&) -> MeasureWindow<Kernel>;
+
 // The common-schema line; the caller adds the scenario's own fields.
 inline nlohmann::ordered_json line(const std::string& scenario, const std::string& mode, const std::string& workload,
                                    std::uint64_t inflight, std::uint64_t msg_bytes, const Measure& m, const Cpus& cpus,

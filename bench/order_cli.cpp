@@ -86,16 +86,14 @@ Out run_one(bool out_of_order, const Params& p, const Cpus& cpus) {
     auto c = server.connect(rt, co);
     if (!c) die("connect: " + c.error().message());
     auto client = std::move(c.value());
-    const std::uint64_t from = now_ns() + static_cast<std::uint64_t>(p.seconds * 0.1e9) + 2'000'000;
-    const std::uint64_t length = static_cast<std::uint64_t>(p.seconds * 1e9);
-    bool measuring = false, stop = false;
-    std::uint64_t ops = 0, seq = 0, t0 = 0, t1 = 0, k0 = 0, highest_done = 0, overtaken = 0;
-    double cpu0 = 0;
-    LatencyRecorder fast, slow;
     auto kernel = [&] { return rt.counters().kernel_entries.get() + server_rt.counters().kernel_entries.get(); };
+    MeasureWindow win{now_ns() + static_cast<std::uint64_t>(p.seconds * 0.1e9) + 2'000'000,
+                      static_cast<std::uint64_t>(p.seconds * 1e9), kernel, out.m};
+    std::uint64_t seq = 0, highest_done = 0, overtaken = 0;
+    LatencyRecorder fast, slow;
     auto worker = [&]() -> Task<void> {
       std::byte req[64] = {}, rep[64] = {};
-      while (!stop) {
+      while (!win.stop) {
         const std::uint64_t s = ++seq;
         std::memcpy(req, &s, sizeof s);
         const std::uint64_t a = now_ns();
@@ -104,19 +102,7 @@ Out run_one(bool out_of_order, const Params& p, const Cpus& cpus) {
         std::uint64_t back = 0;
         if (r) std::memcpy(&back, rep, sizeof back);
         if (!r || back != s) die(std::string("bad reply: ") + (r ? "payload mismatch" : r.error().message()));
-        if (!measuring && !stop && b >= from) {
-          measuring = true;
-          t0 = b;
-          k0 = kernel();
-          cpu0 = process_cpu_seconds();
-        } else if (measuring && b >= t0 + length) {
-          measuring = false;
-          stop = true;
-          t1 = b;
-          out.m.kernel_entries = kernel() - k0;
-          out.m.cpu_s = process_cpu_seconds() - cpu0;
-        } else if (measuring) {
-          ++ops;
+        if (win.after_call(b)) {
           (is_slow(s, p.slow_every) ? slow : fast).record(b - a);
           if (s < highest_done) ++overtaken;  // a later request's reply came first
         }
@@ -125,12 +111,10 @@ Out run_one(bool out_of_order, const Params& p, const Cpus& cpus) {
     };
     for (unsigned i = 0; i < p.inflight; ++i) rt.spawn(worker());
     rt.run();
-    out.m.ops = ops;
-    out.m.wall_s = static_cast<double>(t1 - t0) / 1e9;
     out.m.p50_ns = fast.count() ? fast.percentile(50) : 0;
     out.m.p99_ns = fast.count() ? fast.percentile(99) : 0;
     out.slow_p50 = slow.count() ? slow.percentile(50) : 0;
-    out.overtaken = ops ? static_cast<double>(overtaken) / static_cast<double>(ops) : 0;
+    out.overtaken = out.m.ops ? static_cast<double>(overtaken) / static_cast<double>(out.m.ops) : 0;
     client->close();
   }
   server.stop();
