@@ -189,6 +189,34 @@ TEST(Report, MarkdownTablesAndReferenceComparison) {
   EXPECT_EQ(render_markdown(d), md);                  // deterministic
 }
 
+// The services of issue 6 next to ReL4's: the memory-allocation server (`alloc`) and the
+// key-value server (`kv`, one table per connection count) in the reference comparison.
+TEST(Report, ServicesInTheReferenceComparison) {
+  const std::string facts = R"("cpus":[0,1],"cpu_model":"Test CPU","cores":2,"kernel":"Linux 6.1.0-test","build_type":"release","commit":"abc1234","timestamp":"2025-01-31T12:00:00Z")";
+  auto line = [&](const std::string& scenario, const std::string& mode, const std::string& workload, int inflight,
+                  double ops) {
+    return "{\"scenario\":\"" + scenario + "\",\"mode\":\"" + mode + "\",\"workload\":\"" + workload +
+           "\",\"inflight\":" + std::to_string(inflight) + ",\"msg_bytes\":4096,\"ops_per_s\":" + std::to_string(ops) +
+           ",\"p50_ns\":1000.0,\"p99_ns\":2000.0,\"kernel_entries_per_op\":1.0,\"cpu_s\":0.1,\"ops\":100,\"wall_s\":1.0,\"note\":\"\"," + facts + "}\n";
+  };
+  std::string in;
+  in += line("alloc", "sync", "map+unmap", 1, 100) + line("alloc", "async", "map+unmap", 1, 50);
+  in += line("alloc", "sync", "map+unmap", 8, 100) + line("alloc", "async", "map+unmap", 8, 120);
+  in += line("alloc", "sync", "map+unmap", 512, 100) + line("alloc", "async", "map+unmap", 512, 250);
+  in += line("kv", "uipc", "get90/put10 connections=8", 8, 300) + line("kv", "uds-epoll", "get90/put10 connections=8", 8, 100);
+  in += line("kv", "uipc", "get90/put10 connections=1", 8, 500) + line("kv", "uds-epoll", "get90/put10 connections=1", 8, 100);
+  Dataset d;
+  std::istringstream s(in);
+  read_jsonl(s, "services", d);
+  finish(d);
+  ASSERT_EQ(d.records.size(), 10u);
+  const std::string md = render_markdown(d);
+  EXPECT_CONTAINS(md, "| memory-allocation server (`uipc bench alloc`): async at least as fast as sync from | "
+                      "between 16 and 32 in flight | 8 in flight |");
+  EXPECT_CONTAINS(md, "| memory-allocation server, best async ÷ sync | 1.55× at 512 in flight | 2.50× at 512 in flight |");
+  EXPECT_CONTAINS(md, "| up to 2.9× at 8–16 connections | 5.00× at 1, 3.00× at 8 connections |");
+}
+
 TEST(Report, ThirtyTwoNotMeasuredShowsTheNeighbours) {
   Dataset d;
   std::ifstream in(kData / "sample.jsonl");
