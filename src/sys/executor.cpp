@@ -210,18 +210,26 @@ void core_main(ExecState& st, CoreState& c) {
         bool work = false;
         for (const auto& r : mine)
           if (!r->closed.load(std::memory_order_relaxed) && shared_has_data(r->rq_view)) work = true;
+        bool backstop = false;  // woken by the tick backstop, not by a submitter
         if (!work) {
           st.sleeping.fetch_or(my_bit, std::memory_order_relaxed);  // a hint only
           const std::int64_t timeout = uring_out ? uring_nap : (mine.empty() ? -1 : o.tick_ns);
           const std::uint64_t t0 = now_ns();
           if (n.wait(timeout, c.nc)) c.st.futex_waits.add();
-          if (timeout >= 0 && static_cast<std::int64_t>(now_ns() - t0) >= timeout && !uring_out) c.st.ticks.add();
+          if (timeout >= 0 && static_cast<std::int64_t>(now_ns() - t0) >= timeout && !uring_out) {
+            c.st.ticks.add();
+            backstop = n.peek() == 0;
+          }
           st.sleeping.fetch_and(~my_bit, std::memory_order_relaxed);
           if (uring_out) uring_nap = std::min<std::int64_t>(uring_nap * 2, o.tick_ns);
         }
         // Busy again (or about to look): submitters stop paying for raises.
         for (const auto& r : mine) handshake::disarm(r->rq_view.indices->cons.data_waiter);
-        idle = false;
+        // After a backstop tick nobody is submitting: if the sweep finds nothing, go back to
+        // sleep at once instead of polling a whole idle window (which cost an idle executor
+        // about 6% of a core at a 1 ms tick).
+        idle = backstop;
+        idle_since = 0;
         break;
       }
     }
