@@ -198,10 +198,8 @@ inline nlohmann::ordered_json line(const std::string& scenario, const std::strin
       {"p50_ns", m.p50_ns},     {"p99_ns", m.p99_ns},     {"kernel_entries_per_op", m.kernel_per_op()},
       {"kernel_entries", m.kernel_entries},               {"cpu_s", m.cpu_s},
       {"ops", m.ops},           {"wall_s", m.wall_s},     {"note", note},
-      {"cpus", cpus.list},      {"cpu_model", f.cpu_model}, {"cores", f.cores},
-      {"kernel", f.kernel},     {"build_type", f.build_type}, {"commit", f.commit},
-      {"timestamp", cli::utc_timestamp()},
   };
+  append_facts(j, f, cpus.list);
   return j;
 }
 

@@ -164,7 +164,7 @@ std::vector<int> default_ipc_cpus() {
 }
 
 nlohmann::ordered_json ipc_json_line(const std::string& mode, const IpcParams& p, const IpcResult& r, const Facts& f) {
-  return {
+  nlohmann::ordered_json j = {
       {"scenario", "ipc"},
       {"mode", mode},
       {"inflight", p.inflight},
@@ -178,14 +178,9 @@ nlohmann::ordered_json ipc_json_line(const std::string& mode, const IpcParams& p
       {"ops", r.ops},
       {"wall_s", r.wall_s},
       {"note", r.note},
-      {"cpus", p.cpus},
-      {"cpu_model", f.cpu_model},
-      {"cores", f.cores},
-      {"kernel", f.kernel},
-      {"build_type", f.build_type},
-      {"commit", f.commit},
-      {"timestamp", utc_timestamp()},
   };
+  append_facts(j, f, p.cpus);
+  return j;
 }
 
 namespace {

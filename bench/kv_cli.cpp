@@ -206,14 +206,8 @@ void run(Options o) {
             {"client_yields", mode == "uipc" ? nlohmann::json(p.client_yields) : nlohmann::json(nullptr)},
             {"note", "inflight = calls in flight per connection; " + std::to_string(n) +
                          " client processes, 1 server thread; median of " + std::to_string(o.repeat) + " run(s); -1 = library default"},
-            {"cpus", p.cpus},
-            {"cpu_model", facts.cpu_model},
-            {"cores", facts.cores},
-            {"kernel", facts.kernel},
-            {"build_type", facts.build_type},
-            {"commit", facts.commit},
-            {"timestamp", utc_timestamp()},
         };
+        append_facts(j, facts, p.cpus);
         json << j.dump() << '\n';
         json.flush();
         if (!json) throw std::runtime_error("--json: write to '" + o.json + "' failed");

@@ -158,7 +158,7 @@ void print_row(const std::string& mode, const SysParams& p, const SysResult& r) 
 }
 
 nlohmann::ordered_json to_json(const std::string& mode, const SysParams& p, const SysResult& r, const Facts& f) {
-  return {
+  nlohmann::ordered_json j = {
       {"scenario", "sys"},
       {"mode", mode},
       {"workload", to_string(p.workload)},
@@ -173,17 +173,12 @@ nlohmann::ordered_json to_json(const std::string& mode, const SysParams& p, cons
       {"ops", r.ops},
       {"wall_s", r.wall_s},
       {"note", r.supported ? r.note : "unsupported: " + r.note},
-      {"cpus", p.cpus},
-      {"cpu_model", f.cpu_model},
-      {"cores", f.cores},
-      {"kernel", f.kernel},
-      {"build_type", f.build_type},
-      {"commit", f.commit},
-      {"timestamp", utc_timestamp()},
-      {"caller_cpu_ns_per_op", r.per_op(r.caller_cpu_s * 1e9)},
-      {"caller_kernel_entries_per_op", r.per_op(static_cast<double>(r.caller_kernel_entries))},
-      {"calls_per_op", r.calls_per_op},
   };
+  append_facts(j, f, p.cpus);
+  j["caller_cpu_ns_per_op"] = r.per_op(r.caller_cpu_s * 1e9);
+  j["caller_kernel_entries_per_op"] = r.per_op(static_cast<double>(r.caller_kernel_entries));
+  j["calls_per_op"] = r.calls_per_op;
+  return j;
 }
 
 // ---- the targets -----------------------------------------------------------------------------

@@ -109,14 +109,8 @@ nlohmann::ordered_json to_json(const std::string& mode, const WorkloadParams& p,
       {"note", r.error.empty() ? std::string(mode == "sync" ? "client threads: " + std::to_string(p.inflight)
                                                             : "coroutines: " + std::to_string(p.inflight))
                                : "error: " + r.error},
-      {"cpus", p.cpus},
-      {"cpu_model", f.cpu_model},
-      {"cores", f.cores},
-      {"kernel", f.kernel},
-      {"build_type", f.build_type},
-      {"commit", f.commit},
-      {"timestamp", utc_timestamp()},
   };
+  bench::append_facts(j, f, p.cpus);
   if (mode == "sync") j["sync_spin_ns"] = p.sync_spin_ns < 0 ? static_cast<std::int64_t>(ipc::kDefaultSyncSpinNs) : p.sync_spin_ns;
   if (mode == "async")
     j["executor"] = {{"wake", sys::to_string(p.wake)}, {"placement", sys::to_string(p.placement)},

@@ -360,14 +360,8 @@ void run(const Options& o) {
           {"reps", reps},
           {"wall_s", s.wall},
           {"note", "ops = files; ops_per_s = median over reps; p50/p99 per file (open to close)"},
-          {"cpus", cpus},
-          {"cpu_model", model},
-          {"cores", cores},
-          {"kernel", kernel},
-          {"build_type", build_type},
-          {"commit", commit},
-          {"timestamp", cli::utc_timestamp()},
       };
+      bench::append_facts(j, facts, cpus);
       json << j.dump() << '\n';
       json.flush();
       if (!json) throw std::runtime_error("--json: write to '" + o.json + "' failed");
