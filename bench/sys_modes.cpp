@@ -68,12 +68,36 @@ struct Files {
 
 // The measured-interval clock every mode shares: warm-up 10% of `seconds` (at least 1 ms), then
 // `seconds` of measurement from the first clock reading after the warm-up (so a stall at the
-// edge cannot shrink the interval). Edges fall where the mode looks at the clock.
+// edge cannot shrink the interval). Edges fall where the mode looks at the clock: at(b) with each
+// reading opens the window (reading the process and thread CPU clocks), tells whether b is inside,
+// and closes it (filling res.wall_s, cpu_s, caller_cpu_s) once `length` has passed.
 struct Window {
+  enum class Edge { before, opened, inside, closed };
   std::uint64_t from, length;
+  bool measuring = false, stop = false;
+  std::uint64_t t_start = 0;
+  double cpu0 = 0, tcpu0 = 0;
   explicit Window(const SysParams& p)
       : from(now_ns() + static_cast<std::uint64_t>(p.seconds * 0.1e9) + 1'000'000),
         length(static_cast<std::uint64_t>(p.seconds * 1e9)) {}
+  Edge at(std::uint64_t b, SysResult& res) {
+    if (!measuring && !stop && b >= from) {
+      measuring = true;
+      t_start = b;
+      cpu0 = process_cpu_seconds();
+      tcpu0 = thread_cpu_seconds();
+      return Edge::opened;
+    }
+    if (measuring && b >= t_start + length) {
+      measuring = false;
+      stop = true;
+      res.wall_s = static_cast<double>(b - t_start) / 1e9;
+      res.cpu_s = process_cpu_seconds() - cpu0;
+      res.caller_cpu_s = thread_cpu_seconds() - tcpu0;
+      return Edge::closed;
+    }
+    return measuring ? Edge::inside : Edge::before;
+  }
 };
 
 // ---- sync ------------------------------------------------------------------------------------
@@ -85,10 +109,8 @@ SysResult run_sync(const SysParams& p) {
   SysResult res;
   res.calls_per_op = p.workload == SysWorkload::mmap ? 2 : 1;
   LatencyRecorder lat;
-  const Window w(p);
-  bool measuring = false;
-  std::uint64_t ops = 0, i = 0, t_start = 0;
-  double cpu0 = 0, tcpu0 = 0;
+  Window w(p);
+  std::uint64_t ops = 0, i = 0;
   for (;; ++i) {
     const bool sample = i % kSampleEvery == 0;
     const std::uint64_t a = sample ? now_ns() : 0;
@@ -109,21 +131,13 @@ SysResult run_sync(const SysParams& p) {
       }
     }
     if (!sample) {
-      if (measuring) ++ops;
+      if (w.measuring) ++ops;
       continue;
     }
     const std::uint64_t b = now_ns();
-    if (!measuring && b >= w.from) {
-      measuring = true;
-      t_start = b;
-      cpu0 = process_cpu_seconds();
-      tcpu0 = thread_cpu_seconds();
-    } else if (measuring && b >= t_start + w.length) {
-      res.wall_s = static_cast<double>(b - t_start) / 1e9;
-      res.cpu_s = process_cpu_seconds() - cpu0;
-      res.caller_cpu_s = thread_cpu_seconds() - tcpu0;
-      break;
-    } else if (measuring) {
+    const Window::Edge e = w.at(b, res);
+    if (e == Window::Edge::closed) break;
+    if (e == Window::Edge::inside) {
       ++ops;
       lat.record(b - a);
     }
@@ -158,10 +172,8 @@ SysResult run_uring(const SysParams& p) {
   std::vector<char> buf(std::max<std::size_t>(p.bytes, 1));  // one buffer for all, as in sync
   if (p.workload == SysWorkload::getppid) res.note = "IORING_OP_NOP";
   LatencyRecorder lat;
-  const Window w(p);
-  bool measuring = false;
-  std::uint64_t ops = 0, enters = 0, t_start = 0, seq = 0;
-  double cpu0 = 0, tcpu0 = 0;
+  Window w(p);
+  std::uint64_t ops = 0, enters = 0, seq = 0;
   for (;;) {
     const std::uint64_t a = now_ns();
     for (unsigned k = 0; k < p.inflight; ++k, ++seq) {
@@ -185,17 +197,9 @@ SysResult run_uring(const SysParams& p) {
     }
     io_uring_cq_advance(&ring, n);
     const std::uint64_t b = now_ns();
-    if (!measuring && b >= w.from) {
-      measuring = true;
-      t_start = b;
-      cpu0 = process_cpu_seconds();
-      tcpu0 = thread_cpu_seconds();
-    } else if (measuring && b >= t_start + w.length) {
-      res.wall_s = static_cast<double>(b - t_start) / 1e9;
-      res.cpu_s = process_cpu_seconds() - cpu0;
-      res.caller_cpu_s = thread_cpu_seconds() - tcpu0;
-      break;
-    } else if (measuring) {
+    const Window::Edge e = w.at(b, res);
+    if (e == Window::Edge::closed) break;
+    if (e == Window::Edge::inside) {
       ops += n;
       ++enters;
       lat.record(b - a);
@@ -251,28 +255,20 @@ SysResult run_async(const SysParams& p, sys::WakeMode wake, sys::Placement place
   if (!regr) die("async", "configure_async_syscall: " + regr.error().message());
   auto reg = std::move(regr.value());
 
-  const Window w(p);
-  bool measuring = false, stop = false;
-  std::uint64_t ops = 0, t_start = 0, t_end = 0, k_caller0 = 0, k_exec0 = 0, seq = 0;
-  double cpu0 = 0, tcpu0 = 0;
+  Window w(p);
+  std::uint64_t ops = 0, k_caller0 = 0, k_exec0 = 0, seq = 0;
   LatencyRecorder lat;
+  // Window::at plus the kernel-entry counters this mode reads at the two edges.
   auto edge = [&](std::uint64_t b) {
-    if (!measuring && !stop && b >= w.from) {
-      measuring = true;
-      t_start = b;
-      cpu0 = process_cpu_seconds();
-      tcpu0 = thread_cpu_seconds();
+    const Window::Edge e = w.at(b, res);
+    if (e == Window::Edge::opened) {
       k_caller0 = reg->caller_kernel_entries();
       k_exec0 = executor_kernel_entries(*ex);
-    } else if (measuring && b >= t_start + w.length) {
-      measuring = false;
-      stop = true;
-      t_end = b;
-      res.cpu_s = process_cpu_seconds() - cpu0;
-      res.caller_cpu_s = thread_cpu_seconds() - tcpu0;
+    } else if (e == Window::Edge::closed) {
       res.caller_kernel_entries = reg->caller_kernel_entries() - k_caller0;
       res.kernel_entries = res.caller_kernel_entries + (executor_kernel_entries(*ex) - k_exec0);
     }
+    return e;
   };
   // Every call reads into (writes from) the same buffer, as the sync loop does: the cache
   // footprint is the same in every mode, and nobody looks at the bytes.
@@ -280,7 +276,7 @@ SysResult run_async(const SysParams& p, sys::WakeMode wake, sys::Placement place
   const auto span = std::span<std::byte>(reinterpret_cast<std::byte*>(buf.data()), p.bytes);
   auto worker = [&](unsigned id) -> Task<void> {
     for (std::uint64_t i = id;; ++i) {
-      if (stop) co_return;
+      if (w.stop) co_return;
       const bool sample = i % kSampleEvery == 0;
       const std::uint64_t a = sample ? now_ns() : 0;
       bool ok = true;
@@ -298,13 +294,11 @@ SysResult run_async(const SysParams& p, sys::WakeMode wake, sys::Placement place
       }
       if (!ok) die("async", "a call failed");
       if (!sample) {
-        if (measuring) ++ops;
+        if (w.measuring) ++ops;
         continue;
       }
       const std::uint64_t b = now_ns();
-      const bool was = measuring;
-      edge(b);
-      if (was && measuring) {
+      if (edge(b) == Window::Edge::inside) {
         ++ops;
         lat.record(b - a);
       }
@@ -313,7 +307,6 @@ SysResult run_async(const SysParams& p, sys::WakeMode wake, sys::Placement place
   for (unsigned i = 0; i < p.inflight; ++i) rt.spawn(worker(i));
   rt.run();
   res.ops = ops;
-  res.wall_s = static_cast<double>(t_end - t_start) / 1e9;
   res.p50_ns = lat.percentile(50);
   res.p99_ns = lat.percentile(99);
   reg.reset();
