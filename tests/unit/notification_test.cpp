@@ -68,6 +68,12 @@ bool blocked_in_futex(pid_t tid) {
   return (f >> nr) && nr == SYS_futex;
 }
 
+// Waits until the thread that stores its tid in `tid` has started and is blocked in futex(2).
+void wait_until_blocked(const std::atomic<pid_t>& tid) {
+  while (tid.load() == 0) std::this_thread::yield();
+  while (!blocked_in_futex(tid.load())) std::this_thread::sleep_for(std::chrono::microseconds(100));
+}
+
 TEST(Notification, SleepingReceiverIsWokenBySendWithOneKernelEntry) {
   auto n = Notification::create();
   Counters rc, sc;
@@ -78,8 +84,7 @@ TEST(Notification, SleepingReceiverIsWokenBySendWithOneKernelEntry) {
   });
   // Wait until it is blocked in the kernel (announcing sleep is not enough: a send between the
   // announcement and the re-check is rightly seen by the re-check), then send.
-  while (tid.load() == 0) std::this_thread::yield();
-  while (!blocked_in_futex(tid.load())) std::this_thread::sleep_for(std::chrono::microseconds(100));
+  wait_until_blocked(tid);
   EXPECT_TRUE(n->mint(9).send(sc));
   receiver.join();
   EXPECT_EQ(sc.kernel_entries.get(), 1u);
@@ -226,8 +231,7 @@ TEST(Notification, PeerWakesASleepingReceiverThroughItsReadOnlyMapping) {
       if (taken.load() == 0) n->wait(-1, rc);
     }
   });
-  while (tid.load() == 0) std::this_thread::yield();
-  while (!blocked_in_futex(tid.load())) std::this_thread::sleep_for(std::chrono::microseconds(100));
+  wait_until_blocked(tid);
   EXPECT_TRUE(peer->mint_remote(9, &f).send(sc));
   receiver.join();
   EXPECT_EQ(taken.load(), 1u);
