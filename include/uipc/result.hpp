@@ -26,7 +26,9 @@ class [[nodiscard]] Result {
   const T& value() const& { check(); return std::get<0>(v_); }
   T&& value() && { check(); return std::get<0>(std::move(v_)); }
   T& operator*() & { return value(); }
+  const T& operator*() const& { return value(); }
   T* operator->() { return &value(); }
+  const T* operator->() const { return &value(); }
   std::error_code error() const noexcept { return has_value() ? std::error_code{} : std::get<1>(v_); }
 
  private:

@@ -76,11 +76,31 @@ void Client::on_interrupt(void* self, std::uint32_t) {
 
 void Client::signal_server() { end_.to_peer.send(rt_.counters()); }
 
+void Client::free_op(Op& op) noexcept {
+  op.state = OpState::free;
+  ++op.gen;
+  --in_flight_;
+  free_ops_.push_back(op.index);
+  op_waiters_.wake_one();
+}
+
+void Client::finish_batch(Batch& b) noexcept {
+  rt_.cancel_timer(b.timer);
+  if (b.waiter) rt_.schedule(std::exchange(b.waiter, {}));
+}
+
 void Client::complete(Op& op, Result<std::size_t> r) {
-  rt_.cancel_timer(op.timer);
-  op.result = std::move(r);
-  op.state = OpState::done;  // the caller gives the op back when it resumes
-  if (op.waiter) rt_.schedule(std::exchange(op.waiter, {}));
+  Batch* b = op.batch;
+  if (b != nullptr && r) ++b->ok;
+  *op.out = std::move(r);
+  if (b == nullptr) {
+    rt_.cancel_timer(op.timer);
+    if (op.waiter) rt_.schedule(std::exchange(op.waiter, {}));
+  }
+  op.out = nullptr;
+  op.batch = nullptr;
+  free_op(op);
+  if (b != nullptr && --b->remaining == 0) finish_batch(*b);
 }
 
 void Client::drain() {
@@ -98,11 +118,7 @@ void Client::drain() {
     Op& op = ops_[idx];
     --awaiting_reply_;
     if (op.state == OpState::abandoned) {  // its caller timed out: the late reply frees it
-      op.state = OpState::free;
-      ++op.gen;
-      --in_flight_;
-      free_ops_.push_back(idx);
-      op_waiters_.wake_one();
+      free_op(op);
     } else if (h.status != 0) {
       complete(op, errno_code(static_cast<int>(h.status)));
     } else if (h.len > op.reply.size()) {
@@ -140,12 +156,7 @@ void Client::fail(std::error_code e) noexcept {
   awaiting_reply_ = 0;
   for (Op& op : ops_) {
     if (op.state == OpState::waiting) complete(op, e);
-    else if (op.state == OpState::abandoned) {
-      op.state = OpState::free;
-      ++op.gen;
-      --in_flight_;
-      free_ops_.push_back(op.index);
-    }
+    else if (op.state == OpState::abandoned) free_op(op);
   }
   op_waiters_.wake_all();
   space_waiters_.wake_all();
@@ -164,15 +175,13 @@ void Client::on_timeout(void* p) {
   Op& op = *static_cast<Op*>(p);
   if (op.state != OpState::waiting) return;
   Client* c = op.owner;
-  op.result = std::make_error_code(std::errc::timed_out);
+  *op.out = std::make_error_code(std::errc::timed_out);
+  op.out = nullptr;
   op.state = OpState::abandoned;  // the slot stays reserved until the late reply arrives
   if (op.waiter) c->rt_.schedule(std::exchange(op.waiter, {}));
 }
 
-Task<Result<std::size_t>> Client::call(std::span<const std::byte> request, std::span<std::byte> reply,
-                                       std::int64_t timeout_ns) {
-  if (request.size() > end_.layout.max_payload) co_return std::errc::message_size;
-  abi::EntryHeader* e = nullptr;
+Task<Result<abi::EntryHeader*>> Client::reserve_slow() {
   for (;;) {
     if (closed_) co_return error_;
     if (free_ops_.empty()) {
@@ -185,7 +194,7 @@ Task<Result<std::size_t>> Client::call(std::span<const std::byte> request, std::
       co_await space_waiters_.wait();
       continue;
     }
-    if ((e = req_.claim()) != nullptr) break;
+    if (abi::EntryHeader* e = req_.claim()) co_return e;
     if (req_.corrupt()) {
       fail(std::make_error_code(std::errc::bad_message));
       co_return error_;
@@ -193,11 +202,18 @@ Task<Result<std::size_t>> Client::call(std::span<const std::byte> request, std::
     rt_.counters().ring_full_waits.add();
     if (req_.arm_space_wait()) co_await space_waiters_.wait();
   }
+}
+
+// Fills the claimed entry `e` with `request` under a fresh op and publishes it; the flush (fence
+// and any notification) waits for the end of the batch.
+Client::Op& Client::send(abi::EntryHeader* e, std::span<const std::byte> request, std::span<std::byte> reply,
+                         Result<std::size_t>* out) {
   const std::uint32_t idx = free_ops_.back();
   free_ops_.pop_back();
   Op& op = ops_[idx];
   op.state = OpState::waiting;
   op.reply = reply;
+  op.out = out;
   op.waiter = {};
   ++in_flight_;
 
@@ -209,29 +225,94 @@ Task<Result<std::size_t>> Client::call(std::span<const std::byte> request, std::
   ++awaiting_reply_;
   req_dirty_ = true;
   rt_.defer(flush_);  // the fence and any notification: once, at the end of this batch
+  rt_.park(poller_);  // the runtime polls, and before it sleeps arms, the response ring
+  return op;
+}
+
+Task<Result<std::size_t>> Client::call(std::span<const std::byte> request, std::span<std::byte> reply,
+                                       std::int64_t timeout_ns) {
+  if (request.size() > end_.layout.max_payload) co_return std::errc::message_size;
+  abi::EntryHeader* e = try_reserve();
+  if (e == nullptr) {
+    auto r = co_await reserve_slow();
+    if (!r) co_return r.error();
+    e = r.value();
+  }
+  Result<std::size_t> result{std::size_t{0}};
+  Op& op = send(e, request, reply, &result);
   if (timeout_ns >= 0) {
     op.timer.fire = &Client::on_timeout;
     op.timer.ctx = &op;
     rt_.arm_timer(op.timer, Runtime::now_ns() + static_cast<std::uint64_t>(timeout_ns));
   }
-  rt_.park(poller_);  // the runtime polls, and before it sleeps arms, the response ring
-
+  // Nothing completes an op between send() and here (replies, timeouts and closes all come
+  // from the runtime's loop), so the caller always suspends; from the resumption on it uses
+  // only `result`, never the op, which may already serve another call.
   struct Awaiter {
     Op& op;
-    bool await_ready() const noexcept { return op.state != OpState::waiting; }
+    bool await_ready() const noexcept { return false; }
     void await_suspend(std::coroutine_handle<> h) noexcept { op.waiter = h; }
     void await_resume() const noexcept {}
   };
   co_await Awaiter{op};
+  co_return result;
+}
 
-  Result<std::size_t> r = std::move(op.result);
-  if (op.state == OpState::done) {  // completed (not abandoned): give the op back
-    ++op.gen;
-    --in_flight_;
-    free_ops_.push_back(idx);
-    op_waiters_.wake_one();
+void Client::on_batch_timeout(void* p) {
+  Batch& b = *static_cast<Batch*>(p);
+  Client* c = b.owner;
+  for (std::uint32_t idx : b.ops) {
+    Op& op = c->ops_[idx];
+    if (op.batch != &b || op.state != OpState::waiting) continue;  // answered (maybe reused)
+    *op.out = std::make_error_code(std::errc::timed_out);
+    op.out = nullptr;
+    op.batch = nullptr;
+    op.state = OpState::abandoned;  // reserved until the late reply arrives, as for call()
+    --b.remaining;
   }
-  co_return r;
+  if (b.remaining == 0) c->finish_batch(b);
+}
+
+Task<std::size_t> Client::call_many(std::span<BatchCall> calls, std::int64_t timeout_ns) {
+  Batch b;
+  b.owner = this;
+  if (timeout_ns >= 0) b.ops.reserve(calls.size());
+  for (BatchCall& c : calls) {
+    if (c.request.size() > end_.layout.max_payload) {
+      c.result = std::errc::message_size;
+      continue;
+    }
+    abi::EntryHeader* e = try_reserve();
+    if (e == nullptr) {
+      // Waiting for room: what is already published goes out at once (the deferred flush runs
+      // while we are suspended), and the replies that free room are drained meanwhile.
+      auto r = co_await reserve_slow();
+      if (!r) {
+        c.result = r.error();
+        continue;
+      }
+      e = r.value();
+    }
+    Op& op = send(e, c.request, c.reply, &c.result);
+    op.batch = &b;
+    ++b.remaining;
+    if (timeout_ns >= 0) b.ops.push_back(op.index);
+  }
+  if (b.remaining != 0) {
+    if (timeout_ns >= 0) {
+      b.timer.fire = &Client::on_batch_timeout;
+      b.timer.ctx = &b;
+      rt_.arm_timer(b.timer, Runtime::now_ns() + static_cast<std::uint64_t>(timeout_ns));
+    }
+    struct Awaiter {
+      Batch& b;
+      bool await_ready() const noexcept { return b.remaining == 0; }
+      void await_suspend(std::coroutine_handle<> h) noexcept { b.waiter = h; }
+      void await_resume() const noexcept {}
+    };
+    co_await Awaiter{b};  // finish_batch() has cancelled the timer: `this` is not touched again
+  }
+  co_return b.ok;
 }
 
 Task<Result<std::vector<std::byte>>> Client::call(std::span<const std::byte> request) {

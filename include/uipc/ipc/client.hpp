@@ -10,12 +10,18 @@
 //    and later call completes with errc::connection_reset at once (ipc/peer_watch.hpp).
 //  * Many calls may be in flight (ChannelOptions::max_inflight); past that, and when the
 //    request ring is full, callers wait — nothing is dropped.
+//  * call_many() sends a batch from one coroutine, which suspends once for the whole batch:
+//    each BatchCall completes exactly once, with the same results call() would give, and the
+//    batch resumes when the last one has. A batch larger than max_inflight or the ring simply
+//    waits for earlier replies to make room.
 //  * While calls are in flight the client parks a Poller on its runtime: the response ring is
 //    polled while the runtime is busy or spinning and armed before it sleeps. The slot handler
 //    (the "interrupt handler") and the poller drain the response ring and make the waiting
 //    callers ready; neither runs user code.
 // Who may call: the thread running the Runtime given at construction. close() and the
-//  destructor too; calls still pending then complete with errc::operation_canceled.
+//  destructor too; calls and batches still pending then complete with errc::operation_canceled,
+//  and their coroutines may resume after the Client is gone (a result is written to the
+//  caller's own memory at completion; the resumed caller touches nothing of the Client).
 // What blocks: nothing blocks the thread; call() suspends the calling coroutine.
 #pragma once
 
@@ -30,6 +36,14 @@
 #include "uipc/runtime/runtime.hpp"
 
 namespace uipc::ipc {
+
+// One call of a batch (Client::call_many): the request and the reply buffer go in, the result
+// comes out — the reply's length or the error call() would have returned.
+struct BatchCall {
+  std::span<const std::byte> request;
+  std::span<std::byte> reply;
+  Result<std::size_t> result{std::size_t{0}};
+};
 
 class Client {
  public:
@@ -47,6 +61,13 @@ class Client {
                                  std::int64_t timeout_ns = -1);
   // Convenience: the reply as a new vector (sized max_payload, then shrunk).
   Task<Result<std::vector<std::byte>>> call(std::span<const std::byte> request);
+  // Sends every request of `calls` and suspends until each has completed; calls[i].result then
+  // holds its reply length or error (as call() returns them). The requests go out as fast as
+  // in-flight ops and ring space allow, with one fence and at most one notification per batch,
+  // and the caller is resumed once, not once per reply. `timeout_ns` (>= 0) bounds the wait
+  // for replies once the last request is sent; calls still unanswered then get timed_out.
+  // Returns how many calls succeeded. `calls` must stay alive until the batch returns.
+  Task<std::size_t> call_many(std::span<BatchCall> calls, std::int64_t timeout_ns = -1);
 
   void close() noexcept;
   bool closed() const noexcept { return closed_; }
@@ -55,19 +76,43 @@ class Client {
   const ChannelLayout& layout() const noexcept { return end_.layout; }
 
  private:
-  enum class OpState : std::uint8_t { free, waiting, done, abandoned };
+  enum class OpState : std::uint8_t { free, waiting, abandoned };
+  struct Batch;
+  // A request in flight. Its result is written, at completion, straight to where the caller
+  // keeps it (`out`: in call()'s frame or in a BatchCall) and the op is free again at once, so
+  // a caller resumed after the Client is gone touches nothing of it.
   struct Op {
     std::uint32_t gen = 0;
     OpState state = OpState::free;
-    std::coroutine_handle<> waiter;
+    std::coroutine_handle<> waiter;  // call(): the caller, resumed at completion
     std::span<std::byte> reply;
-    Result<std::size_t> result{std::size_t{0}};
-    Runtime::TimerNode timer;
+    Result<std::size_t>* out = nullptr;
+    Batch* batch = nullptr;          // call_many: the batch it belongs to
+    Runtime::TimerNode timer;        // call() with a timeout
     Client* owner = nullptr;
     std::uint32_t index = 0;
   };
+  // A call_many in progress; lives in its coroutine frame.
+  struct Batch {
+    Client* owner = nullptr;
+    std::coroutine_handle<> waiter;
+    std::uint32_t remaining = 0;      // ops sent whose result is not in yet
+    std::size_t ok = 0;               // calls that succeeded
+    std::vector<std::uint32_t> ops;   // with a timeout: every op sent (to abandon them)
+    Runtime::TimerNode timer;
+  };
 
   static void on_interrupt(void* self, std::uint32_t slot);
+  // An op and a request entry, at once (nullptr when the caller must wait: reserve_slow).
+  abi::EntryHeader* try_reserve() noexcept {
+    return !closed_ && !free_ops_.empty() && space_waiters_.empty() ? req_.claim() : nullptr;
+  }
+  Task<Result<abi::EntryHeader*>> reserve_slow();  // waits for an op and ring space
+  Op& send(abi::EntryHeader* e, std::span<const std::byte> request, std::span<std::byte> reply,
+           Result<std::size_t>* out);
+  void free_op(Op& op) noexcept;
+  void finish_batch(Batch& b) noexcept;  // its last call is done: resume its caller
+  static void on_batch_timeout(void* batch);
   void drain();                          // takes every reply in the response ring
   void fail(std::error_code e) noexcept; // closes with an error; completes every pending op
   void complete(Op& op, Result<std::size_t> r);
@@ -82,7 +127,7 @@ class Client {
   std::vector<std::uint32_t> free_ops_;
   WaitList op_waiters_;     // callers waiting for a free op
   WaitList space_waiters_;  // callers waiting for request-ring space
-  std::uint32_t in_flight_ = 0;       // ops not free (includes completed, not yet resumed)
+  std::uint32_t in_flight_ = 0;       // ops not free: waiting, or abandoned and awaiting a late reply
   std::uint32_t awaiting_reply_ = 0;  // requests published whose reply has not been read
   std::uint64_t death_watch_ = 0;  // peer_watch token, 0 when the server is in this process
   Poller poller_;   // parked while replies are awaited
