@@ -125,8 +125,17 @@ struct RingGeometry {
   std::uint32_t max_payload = 0;
 };
 
+namespace ring_detail {
+inline std::byte* entry_at(const RingGeometry& g, std::uint32_t index) noexcept {
+  return g.entries + static_cast<std::size_t>(index & (g.capacity - 1)) * g.stride;
+}
+}  // namespace ring_detail
+
 class RingProducer {
  public:
+  // publish() prefetches, for writing, the first two lines of the entry this many slots on
+  // (when the consumer has released it).
+  static constexpr std::uint32_t kAhead = 2;
   RingProducer() = default;
   explicit RingProducer(const RingGeometry& g) noexcept;
 
@@ -154,6 +163,8 @@ class RingProducer {
 
 class RingConsumer {
  public:
+  // peek() prefetches the first two lines of the entry this many slots on, in a burst.
+  static constexpr std::uint32_t kAhead = 2;
   RingConsumer() = default;
   explicit RingConsumer(const RingGeometry& g) noexcept;
 
@@ -180,7 +191,65 @@ class RingConsumer {
   ring_detail::ConsumerIndices c_{};
   bool corrupt_ = false;
   bool bad_entry_ = false;
+  bool burst_ = false;  // the last peek() found an entry (prefetching ahead pays)
 };
+
+
+// ---- inline parts: the per-message path ----
+
+inline abi::EntryHeader* RingProducer::claim() noexcept {
+  if (!p_.room()) return nullptr;
+  return reinterpret_cast<abi::EntryHeader*>(ring_detail::entry_at(g_, p_.tail));
+}
+
+inline void RingProducer::publish() noexcept {
+  auto* e = reinterpret_cast<abi::EntryHeader*>(ring_detail::entry_at(g_, p_.tail));
+  ++p_.tail;
+  // release: pairs with the consumer's acquire load of seq in RingConsumer::ready(): the
+  // header fields and payload written before are visible once seq is.
+  std::atomic_ref<std::uint32_t>(e->seq).store(p_.tail, std::memory_order_release);
+  // The entry kAhead slots on, when the consumer has already given it back (its last head
+  // says so, so it is done reading it): ask for its lines in a writable state now, so that a
+  // burst of sends does not stall on one ownership transfer after another.
+  const std::uint32_t ahead = p_.tail + kAhead;
+  if (ahead - p_.head_cache < p_.capacity) {
+    const std::byte* n = ring_detail::entry_at(g_, ahead);
+    ring_detail::prefetch_for_write(n);
+    if (g_.stride > abi::kCacheLine) ring_detail::prefetch_for_write(n + abi::kCacheLine);
+  }
+}
+
+inline bool RingConsumer::ready(std::uint32_t index) const noexcept {
+  auto* e = reinterpret_cast<abi::EntryHeader*>(ring_detail::entry_at(g_, index));
+  // acquire: pairs with the release store of seq in RingProducer::publish(). Any other value
+  // (an older lap, or whatever a hostile producer wrote) means "not ready".
+  return std::atomic_ref<std::uint32_t>(e->seq).load(std::memory_order_acquire) == index + 1;
+}
+
+inline const std::byte* RingConsumer::peek(abi::EntryHeader* hdr) noexcept {
+  if (corrupt_ || bad_entry_) [[unlikely]] return nullptr;
+  if (!ready(c_.head)) {
+    burst_ = false;
+    return nullptr;
+  }
+  const std::byte* e = ring_detail::entry_at(g_, c_.head);
+  // In a burst (the entry before this one was ready too), fetch the lines of the one kAhead
+  // slots on while this one is handled, so their misses overlap instead of following one
+  // another. Not for a lone entry: with one message in flight the next entry is not written
+  // yet, and an early copy would only take the line back from the producer.
+  if (burst_) {
+    const std::byte* n = ring_detail::entry_at(g_, c_.head + kAhead);
+    __builtin_prefetch(n, 0, 3);
+    if (g_.stride > abi::kCacheLine) __builtin_prefetch(n + abi::kCacheLine, 0, 3);
+  }
+  burst_ = true;
+  std::memcpy(hdr, e, sizeof *hdr);
+  if (hdr->len > g_.max_payload) [[unlikely]] {
+    bad_entry_ = true;
+    return nullptr;
+  }
+  return e + sizeof(abi::EntryHeader);
+}
 
 // ---- typed rings: fixed entries published through the tail index ------------------------------
 
