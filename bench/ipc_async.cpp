@@ -1,9 +1,14 @@
-// Modes "async" and "async-inline": uipc itself — a client runtime thread with `inflight`
-// coroutines, each calling in a loop, and a server runtime thread echoing through ipc::Server.
-// "async" gives each request a handler coroutine of its own (ipc::Handler, replies may overtake
-// each other); "async-inline" runs a non-suspending ipc::InlineHandler inside the receive
-// coroutine and writes the reply in place (note §1.2). Library defaults throughout (spin window,
-// then sleep), so the numbers are what a user gets.
+// Modes "async", "async-inline" and "async-batch": uipc itself — a client runtime thread and a
+// server runtime thread echoing through ipc::Server.
+// "async": `inflight` client coroutines, each calling in a loop; each request gets a handler
+// coroutine of its own on the server (ipc::Handler, replies may overtake each other).
+// "async-inline": the same client; the server runs a non-suspending ipc::InlineHandler inside the
+// receive coroutine and writes the reply in place (note §1.2).
+// "async-batch": the inline server; the client keeps `inflight` calls outstanding in
+// kBatchLanes coroutines, each sending its share with Client::call_many and resuming once per
+// batch — what the ring and uds-epoll peers do with their batches. Latency is a call's batch:
+// from before call_many to its return.
+// Library defaults throughout (spin window, then sleep), so the numbers are what a user gets.
 #include <cstring>
 #include <optional>
 #include <thread>
@@ -43,7 +48,11 @@ struct EchoServer {
   }
 };
 
-IpcResult run_async(const IpcParams& p, bool inline_handler) {
+// async-batch: the coroutines sharing the in-flight calls, each with one call_many at a time.
+// Two lanes let one batch be answered while the other is being sent and checked.
+constexpr unsigned kBatchLanes = 2;
+
+IpcResult run_async(const IpcParams& p, bool inline_handler, bool batched = false) {
   EchoServer echo(p, inline_handler);
   Runtime& server_rt = echo.rt;
   ipc::Server& server = echo.server;
@@ -74,6 +83,25 @@ IpcResult run_async(const IpcParams& p, bool inline_handler) {
       return rt.counters().kernel_entries.get() + server_rt.counters().kernel_entries.get();
     };
     LatencyRecorder lat;
+    // After `calls` calls that took from a to b: opens or closes the measured interval at its
+    // edges, counts them inside it.
+    auto account = [&](std::uint64_t a, std::uint64_t b, unsigned calls) {
+      if (!measuring && !stop && b >= measure_from) {
+        measuring = true;
+        k0 = kernel_entries();
+        cpu0 = process_cpu_seconds();
+        t_start = b;
+      } else if (measuring && b >= measure_to) {
+        measuring = false;
+        stop = true;
+        t_end = b;
+        res.kernel_entries = kernel_entries() - k0;
+        res.cpu_s = process_cpu_seconds() - cpu0;
+      } else if (measuring) {
+        ops += calls;
+        for (unsigned i = 0; i < calls; ++i) lat.record(b - a);
+      }
+    };
 
     auto worker = [&]() -> Task<void> {
       std::vector<std::byte> req(p.msg_bytes), rep(p.msg_bytes);
@@ -89,30 +117,52 @@ IpcResult run_async(const IpcParams& p, bool inline_handler) {
           std::fprintf(stderr, "uipc bench: async: bad reply (%s)\n", r ? "payload mismatch" : r.error().message().c_str());
           std::abort();
         }
-        if (!measuring && !stop && b >= measure_from) {
-          measuring = true;
-          k0 = kernel_entries();
-          cpu0 = process_cpu_seconds();
-          t_start = b;
-        } else if (measuring && b >= measure_to) {
-          measuring = false;
-          stop = true;
-          t_end = b;
-          res.kernel_entries = kernel_entries() - k0;
-          res.cpu_s = process_cpu_seconds() - cpu0;
-        } else if (measuring) {
-          ++ops;
-          lat.record(b - a);
-        }
+        account(a, b, 1);
       }
     };
-    for (unsigned i = 0; i < p.inflight; ++i) rt.spawn(worker());
+    // async-batch: each lane sends its calls with one call_many and is resumed once per batch.
+    auto lane = [&](unsigned calls) -> Task<void> {
+      std::vector<std::byte> req(static_cast<std::size_t>(calls) * p.msg_bytes), rep(req.size());
+      std::vector<ipc::BatchCall> batch(calls);
+      std::vector<std::uint64_t> sent(calls);
+      for (unsigned i = 0; i < calls; ++i) {
+        batch[i].request = std::span<const std::byte>(req).subspan(std::size_t{i} * p.msg_bytes, p.msg_bytes);
+        batch[i].reply = std::span<std::byte>(rep).subspan(std::size_t{i} * p.msg_bytes, p.msg_bytes);
+      }
+      while (!stop) {
+        for (unsigned i = 0; i < calls; ++i) {
+          sent[i] = ++seq;
+          std::memcpy(req.data() + std::size_t{i} * p.msg_bytes, &sent[i], sizeof sent[i]);
+        }
+        const std::uint64_t a = now_ns();
+        const std::size_t ok = co_await client->call_many(batch);
+        const std::uint64_t b = now_ns();
+        for (unsigned i = 0; i < calls; ++i) {
+          std::uint64_t back = 0;
+          const auto& r = batch[i].result;
+          if (r) std::memcpy(&back, rep.data() + std::size_t{i} * p.msg_bytes, sizeof back);
+          if (ok != calls || !r || r.value() != p.msg_bytes || back != sent[i]) {
+            std::fprintf(stderr, "uipc bench: async-batch: bad reply (%s)\n",
+                         r ? "payload mismatch" : r.error().message().c_str());
+            std::abort();
+          }
+        }
+        account(a, b, calls);
+      }
+    };
+    if (batched) {
+      const unsigned lanes = std::min(p.inflight, kBatchLanes);
+      for (unsigned i = 0; i < lanes; ++i) rt.spawn(lane(p.inflight / lanes + (i < p.inflight % lanes ? 1 : 0)));
+      res.note = "call_many lanes: " + std::to_string(lanes);
+    } else {
+      for (unsigned i = 0; i < p.inflight; ++i) rt.spawn(worker());
+      res.note = "coroutines: " + std::to_string(p.inflight);
+    }
     rt.run();
     res.ops = ops;
     res.wall_s = static_cast<double>(t_end - t_start) / 1e9;
     res.p50_ns = lat.percentile(50);
     res.p99_ns = lat.percentile(99);
-    res.note = "coroutines: " + std::to_string(p.inflight);
     client->close();
   }
   return res;
@@ -120,6 +170,7 @@ IpcResult run_async(const IpcParams& p, bool inline_handler) {
 
 const IpcModeRegistrar reg("async", [](const IpcParams& p) { return run_async(p, false); });
 const IpcModeRegistrar reg_inline("async-inline", [](const IpcParams& p) { return run_async(p, true); });
+const IpcModeRegistrar reg_batch("async-batch", [](const IpcParams& p) { return run_async(p, true, true); });
 
 }  // namespace
 

@@ -188,9 +188,12 @@ namespace {
 void print_ratios(const std::map<std::tuple<std::size_t, unsigned, std::string>, double>& rate,
                   const std::vector<std::size_t>& sizes, const std::vector<unsigned>& inflights,
                   const std::vector<std::string>& modes) {
-  auto ran = [&](const char* m) { return std::find(modes.begin(), modes.end(), m) != modes.end(); };
-  if (!ran("async")) {
-    std::printf("\nNo ratio summary: mode async did not run.\n");
+  auto ran = [&](const std::string& m) { return std::find(modes.begin(), modes.end(), m) != modes.end(); };
+  std::vector<std::string> mine;  // uipc's modes, plain async first
+  for (const char* m : {"async", "async-inline", "async-batch"})
+    if (ran(m)) mine.push_back(m);
+  if (mine.empty()) {
+    std::printf("\nNo ratio summary: no async mode ran.\n");
     return;
   }
   std::vector<std::string> over;
@@ -200,19 +203,21 @@ void print_ratios(const std::map<std::tuple<std::size_t, unsigned, std::string>,
     std::printf("\nNo ratio summary: none of sync, ring, uds-epoll ran next to async.\n");
     return;
   }
-  std::printf("\nThroughput ratios (ops/s of async over ...)\n%8s %6s", "inflight", "bytes");
-  for (const auto& m : over) std::printf(" %12s", ("async/" + m).c_str());
-  std::printf("\n");
-  for (auto size : sizes)
-    for (auto n : inflights) {
-      std::printf("%8u %6zu", n, size);
-      const double a = rate.at({size, n, "async"});
-      for (const auto& m : over) {
-        const double b = rate.at({size, n, m});
-        std::printf(" %12s", b > 0 ? fmt("%.3fx", a / b).c_str() : "-");
+  for (const auto& a : mine) {
+    std::printf("\nThroughput ratios (ops/s of %s over ...)\n%8s %6s", a.c_str(), "inflight", "bytes");
+    for (const auto& m : over) std::printf(" %18s", (a + "/" + m).c_str());
+    std::printf("\n");
+    for (auto size : sizes)
+      for (auto n : inflights) {
+        std::printf("%8u %6zu", n, size);
+        const double x = rate.at({size, n, a});
+        for (const auto& m : over) {
+          const double b = rate.at({size, n, m});
+          std::printf(" %18s", b > 0 ? fmt("%.3fx", x / b).c_str() : "-");
+        }
+        std::printf("\n");
       }
-      std::printf("\n");
-    }
+  }
 }
 
 // ---- the run ---------------------------------------------------------------------------------
@@ -324,7 +329,7 @@ void add_ipc_bench(CLI::App& bench) {
       ->type_name("LIST");
   o->seconds_opt = ipc->add_option("--seconds", o->seconds, "Measured seconds per scenario (default 1.0)")->type_name("S");
   ipc->footer(
-      "Modes: async (uipc), sync (blocking uipc call), ring (busy-polling SPSC rings, no syscalls), "
+      "Modes: async (uipc, one coroutine per call), async-inline (the same client, a server whose handler runs in the receive coroutine), async-batch (that server, the calls sent in batches with Client::call_many), sync (blocking uipc call), ring (busy-polling SPSC rings, no syscalls), "
       "uds (blocking Unix stream socketpair, pipelined and batched), uds-epoll (non-blocking, one epoll "
       "loop per side), pipe (two blocking pipes).\n"
       "Example: uipc bench ipc --quick --modes ring,uds --json results/ipc.jsonl\n"

@@ -117,6 +117,11 @@ std::string eval_summary_text(const Dataset& d);
 // async ops/s over base ops/s at one in-flight count, when both ran and base > 0.
 std::optional<double> ratio(const Group& g, const std::string& async_mode, const std::string& base, std::uint64_t inflight);
 
+// The best ratio() over `base` among the async modes (async, async-inline, async-batch, ...)
+// at one in-flight count, with the mode that reached it.
+std::optional<std::pair<double, std::string>> best_async_ratio(const Group& g, const std::string& base,
+                                                               std::uint64_t inflight);
+
 // Why ratio() has no value: "not measured" (a line is missing) or "n/a: BASE completed no calls".
 std::string ratio_missing(const Group& g, const std::string& async_mode, const std::string& base, std::uint64_t inflight);
 
@@ -132,6 +137,8 @@ struct Headline {
   std::string why_sync_1 = "not measured", why_sync_hi = "not measured", why_ring_hi = "not measured",
               why_uds_epoll_hi = "not measured", why_async_kernel_hi = "not measured", why_sync_kernel_hi = "not measured";
   std::optional<double> async_kernel_hi, sync_kernel_hi;
+  // The fastest of the async modes (async, async-inline, async-batch, ...) and which it was.
+  std::optional<std::pair<double, std::string>> best_ring_hi, best_uds_epoll_hi;
   std::optional<double> idle_pct;  // % of one core
   bool any() const;
 };

@@ -276,6 +276,34 @@ TEST(Report, Headline) {
   EXPECT_CONTAINS(headline_text(none), "async / sync, 64 in flight                 not measured");
 }
 
+TEST(Report, HeadlineAndGoalsNameAFasterAsyncMode) {
+  // The sample plus an async-batch line at 64 in flight, faster than plain async (12 M/s): the
+  // ring and uds-epoll rows add its ratio and name it; the ring goal says whether it meets 0.5.
+  Dataset d;
+  std::ifstream in(kData / "sample.jsonl");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string async64 = "{\"scenario\":\"ipc\",\"mode\":\"async\",\"inflight\":64,";
+  const auto at = text.find(async64);
+  ASSERT_NE(at, std::string::npos);
+  std::string line = text.substr(at, text.find('\n', at) - at);
+  auto j = nlohmann::json::parse(line);
+  j["mode"] = "async-batch";
+  j["ops_per_s"] = 14'400'000.0;
+  std::istringstream ss(text + j.dump() + "\n");
+  read_jsonl(ss, "batch", d);
+  finish(d);
+  const Headline h = headline(d, 64);
+  ASSERT_TRUE(h.best_ring_hi);
+  EXPECT_EQ(h.best_ring_hi->second, "async-batch");
+  EXPECT_DOUBLE_EQ(h.best_ring_hi->first, 0.6);
+  const std::string t = headline_text(h);
+  EXPECT_CONTAINS(t, "  async / ring, 64 in flight                 0.50x, best 0.60x (async-batch)\n");
+  EXPECT_CONTAINS(t, "  async / uds-epoll, 64 in flight            20.0x, best 24.0x (async-batch)\n");
+  EXPECT_CONTAINS(render_markdown(d), "best async mode async-batch: 0.60× (met)");
+  // Without the faster line, nothing is added.
+  EXPECT_EQ(headline_text(headline(load("sample.jsonl"), 64)).find("best"), std::string::npos);
+}
+
 TEST(Report, PlotDataAndScript) {
   const Dataset d = load("sample.jsonl");
   const PlotData pd = plot_specs(d);
