@@ -78,13 +78,14 @@ IpcResult run_sync(const IpcParams& p) {
       std::vector<std::byte> req(p.msg_bytes), rep(std::max<std::size_t>(p.msg_bytes, 8));
       const std::size_t seq_bytes = std::min<std::size_t>(p.msg_bytes, 8);
       std::uint64_t seq = std::uint64_t{i} << 40;  // distinct per thread
+      // One clock reading per call: the end of one call is the start of the next.
+      std::uint64_t a = now_ns();
       for (;;) {
         // relaxed: a plain flag; nothing is published through it.
         const int ph = phase.load(std::memory_order_relaxed);
         if (ph == kStop) break;
         ++seq;
         std::memcpy(req.data(), &seq, seq_bytes);
-        const std::uint64_t a = now_ns();
         auto r = st.client.call(req, rep);
         const std::uint64_t b = now_ns();
         if (!r) die("call", r.error().message());
@@ -95,6 +96,7 @@ IpcResult run_sync(const IpcParams& p) {
         // relaxed: single writer; the coordinator reads a value at most one op stale.
         st.ops.store(st.ops.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
         if (ph == kMeasure) st.lat.record(b - a);
+        a = b;
       }
     });
   }
