@@ -41,7 +41,7 @@ struct Options {
   double seconds = 1.0;
   std::size_t value_bytes = 64, keys = 10000;
   unsigned get_percent = 90;
-  long client_yields = -1;
+  long client_yields = -1, server_yields = -1;
   std::string server_spin = "default", client_spin = "default";
   unsigned repeat = 1;
   CLI::Option* seconds_opt = nullptr;
@@ -84,6 +84,7 @@ void run(Options o) {
   const std::int64_t server_spin = parse_spin("--server-spin-us", o.server_spin);
   const std::int64_t client_spin = parse_spin("--client-spin-us", o.client_spin);
   base.client_yields = o.client_yields;
+  base.server_yields = o.server_yields;
   std::vector<unsigned> conns;
   const std::string cs = o.connections_opt->count() ? o.connections : o.quick ? kQuickConnections : kDefaultConnections;
   for (const auto& item : split(cs, ',')) {
@@ -123,6 +124,7 @@ void run(Options o) {
     spin += " (auto: 0 when client processes + server + other load outnumber the CPUs, else the library's; other load " +
             fmt("%.1f", other_load) + ")";
   if (o.client_yields >= 0) spin += "; uipc client yields " + std::to_string(o.client_yields);
+  if (o.server_yields >= 0) spin += "; uipc server yields " + std::to_string(o.server_yields);
   if (o.repeat > 1) spin += "; median of " + std::to_string(o.repeat) + " runs per scenario, modes interleaved";
   std::printf("uipc bench kv: %s, %u CPUs, %s, %s build, commit %s\n", facts.cpu_model.c_str(), facts.cores,
               facts.kernel.c_str(), facts.build_type.c_str(), facts.commit.c_str());
@@ -131,8 +133,8 @@ void run(Options o) {
               "scenario (+%.2f s warm-up); %s%s\n\n",
               base.inflight, base.get_percent, 100 - base.get_percent, base.keys, base.value_bytes, base.seconds,
               base.warmup_s, pinning.c_str(), spin.c_str());
-  std::printf("%-10s %5s %8s %12s %10s %10s %8s %7s %8s  %s\n", "mode", "conns", "inflight", "req/s", "p50", "p99", "kern/op",
-              "cpu_s", "cpu/op", "note");
+  std::printf("%-10s %5s %8s %12s %10s %10s %8s %7s %7s %8s  %s\n", "mode", "conns", "inflight", "req/s", "p50", "p99", "kern/op",
+              "csw/op", "cpu_s", "cpu/op", "note");
 
   std::map<std::pair<unsigned, std::string>, kv::LoadResult> results;
   std::string first_error;
@@ -173,8 +175,14 @@ void run(Options o) {
       if (mode == "uipc") note = "spin " + us(p.server_spin_ns) + "/" + us(p.client_spin_ns);
       if (v.size() > 1)
         note += std::string(note.empty() ? "" : "; ") + "runs " + fmt_rate(v.front().ops_per_s()) + " .. " + fmt_rate(v.back().ops_per_s());
-      std::printf("%-10s %5u %8u %12s %10s %10s %8.2f %7.2f %8s  %s\n", mode.c_str(), n, p.inflight, fmt_rate(r.ops_per_s()).c_str(),
-                  fmt_ns(r.p50_ns).c_str(), fmt_ns(r.p99_ns).c_str(), r.kernel_entries_per_op(), r.cpu_s,
+      const double per_op = r.ops ? 1.0 / static_cast<double>(r.ops) : 0;
+      note += std::string(note.empty() ? "" : "; ") +
+              "csw/op server " + fmt("%.3f", static_cast<double>(r.server_csw) * per_op) + "+" +
+              fmt("%.3f", static_cast<double>(r.server_csw_invol) * per_op) + ", clients " +
+              fmt("%.3f", static_cast<double>(r.client_csw) * per_op) + "+" +
+              fmt("%.3f", static_cast<double>(r.client_csw_invol) * per_op) + " (blocked+preempted)";
+      std::printf("%-10s %5u %8u %12s %10s %10s %8.2f %7.3f %7.2f %8s  %s\n", mode.c_str(), n, p.inflight, fmt_rate(r.ops_per_s()).c_str(),
+                  fmt_ns(r.p50_ns).c_str(), fmt_ns(r.p99_ns).c_str(), r.kernel_entries_per_op(), r.csw_per_op(), r.cpu_s,
                   fmt_ns(r.ops ? r.cpu_s * 1e9 / static_cast<double>(r.ops) : 0).c_str(), note.c_str());
       std::fflush(stdout);
       if (json.is_open()) {
@@ -193,6 +201,11 @@ void run(Options o) {
             {"kernel_entries", r.kernel_entries},
             {"cpu_s", r.cpu_s},
             {"server_cpu_s", r.server_cpu_s},
+            {"csw_per_op", r.csw_per_op()},
+            {"server_csw", r.server_csw},
+            {"server_csw_invol", r.server_csw_invol},
+            {"client_csw", r.client_csw},
+            {"client_csw_invol", r.client_csw_invol},
             {"cpu_ns_per_op", r.ops ? r.cpu_s * 1e9 / static_cast<double>(r.ops) : 0.0},
             {"ops", r.ops},
             {"gets", r.gets},
@@ -204,6 +217,7 @@ void run(Options o) {
             {"server_spin_ns", mode == "uipc" ? nlohmann::json(p.server_spin_ns) : nlohmann::json(nullptr)},
             {"client_spin_ns", mode == "uipc" ? nlohmann::json(p.client_spin_ns) : nlohmann::json(nullptr)},
             {"client_yields", mode == "uipc" ? nlohmann::json(p.client_yields) : nlohmann::json(nullptr)},
+            {"server_yields", mode == "uipc" ? nlohmann::json(p.server_yields) : nlohmann::json(nullptr)},
             {"note", "inflight = calls in flight per connection; " + std::to_string(n) +
                          " client processes, 1 server thread; median of " + std::to_string(o.repeat) + " run(s); -1 = library default"},
         };
@@ -282,6 +296,10 @@ void add_kv_bench(CLI::App& bench) {
       ->check(CLI::Range(1u, 100u));
   c->add_option("--client-yields", o->client_yields,
                 "uipc client runtimes: sched_yield calls after the spin window, before sleeping (default: the library's, 0)")
+      ->type_name("N")
+      ->check(CLI::Range(0l, 1'000'000'000l));
+  c->add_option("--server-yields", o->server_yields,
+                "uipc server runtime: sched_yield calls after the spin window, before sleeping (default: the library's, 0)")
       ->type_name("N")
       ->check(CLI::Range(0l, 1'000'000'000l));
   c->add_option("--json", o->json, "Append one JSON object per scenario (scenario \"kv\") to FILE")->type_name("FILE");

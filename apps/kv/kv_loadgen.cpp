@@ -6,6 +6,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -40,6 +41,18 @@ double cpu_now() {
   timespec ts;
   clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
   return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
+// Context switches of this process so far (all its threads): voluntary (it blocked: a futex
+// wait, a blocking read, epoll_wait) and involuntary (the scheduler preempted it).
+struct Csw {
+  std::uint64_t vol = 0, invol = 0;
+  Csw operator-(const Csw& o) const { return {vol - o.vol, invol - o.invol}; }
+};
+Csw csw_now() {
+  rusage ru{};
+  ::getrusage(RUSAGE_SELF, &ru);
+  return {static_cast<std::uint64_t>(ru.ru_nvcsw), static_cast<std::uint64_t>(ru.ru_nivcsw)};
 }
 
 void pin(int cpu) {
@@ -96,6 +109,7 @@ struct Hist {
 
 struct ClientSlot {
   std::uint64_t ops, gets, puts, kernel;
+  Csw csw;
   double cpu_s;
   Hist lat;
   char error[200];
@@ -107,6 +121,7 @@ struct Shared {
   std::atomic<std::uint64_t> start_ns, from_ns, to_ns;
   double server_cpu_s;
   std::uint64_t server_kernel;
+  Csw server_csw;
   char server_error[200];
   ClientSlot clients[kMaxConnections];
 };
@@ -140,9 +155,11 @@ void sample_then_stop(Shared* sh, int stop_fd, Server& s, KernelFn kernel) {
   if (!stop && !(stop = wait_until(stop_fd, sh->from_ns.load()))) {
     const double c0 = cpu_now();
     const std::uint64_t k0 = kernel();
+    const Csw s0 = csw_now();
     if (!(stop = wait_until(stop_fd, sh->to_ns.load()))) {
       sh->server_cpu_s = cpu_now() - c0;
       sh->server_kernel = kernel() - k0;
+      sh->server_csw = csw_now() - s0;
     }
   }
   if (!stop) {
@@ -171,6 +188,7 @@ void sample_then_stop(Shared* sh, int stop_fd, Server& s, KernelFn kernel) {
   if (p.mode == "uipc") {
     RuntimeOptions ro;
     if (p.server_spin_ns >= 0) ro.spin_ns = p.server_spin_ns;
+    if (p.server_yields >= 0) ro.yields = static_cast<unsigned>(p.server_yields);
     UipcServer s(store, ro);
     serve(s, [&s] { return s.runtime().counters().kernel_entries.get(); });
   } else {
@@ -188,12 +206,12 @@ struct Load {
   Shared* sh;
   ClientSlot& slot;
   std::vector<std::string> keys;
-  std::string put_value;  // rewritten per put: value_for(key)
   std::uint64_t rng;
   std::uint64_t from = 0, to = 0;
   int phase = 0;          // 0 warm-up, 1 measuring, 2 done
   double cpu0 = 0;
   std::uint64_t k0 = 0;
+  Csw csw0;
   bool failed = false;
 
   Load(const LoadParams& lp, Shared* s, unsigned idx) : p(lp), sh(s), slot(s->clients[idx]), rng(0x9e3779b97f4a7c15ull * (idx + 1)) {
@@ -212,8 +230,12 @@ struct Load {
     key = static_cast<std::size_t>((r >> 8) % p.keys);
     is_get = (r & 0xff) * 100 < static_cast<std::uint64_t>(p.get_percent) * 256;
     if (is_get) return encode_request(std::span(out, kMaxRequest), Op::get, keys[key], {});
-    put_value = value_for(key, p.value_bytes);
-    return encode_request(std::span(out, kMaxRequest), Op::put, keys[key], put_value);
+    // A put of value_for(key): the header and key, then the value written in place (no copy).
+    const std::string& k = keys[key];
+    encode_request(std::span(out, kMaxRequest), Op::put, k, {});
+    put_u32(out + 4, static_cast<std::uint32_t>(p.value_bytes));
+    fill_value(key, reinterpret_cast<char*>(out) + kHeaderBytes + k.size(), p.value_bytes);
+    return kHeaderBytes + k.size() + p.value_bytes;
   }
   bool check(const std::byte* rep, std::size_t n, std::size_t key, bool is_get) {
     const auto st = n >= kHeaderBytes ? static_cast<Status>(std::to_integer<std::uint8_t>(rep[0])) : Status::malformed;
@@ -236,11 +258,13 @@ struct Load {
       phase = 1;
       cpu0 = cpu_now();
       k0 = kernel();
+      csw0 = csw_now();
     }
     if (phase == 1 && t1 >= to) {
       phase = 2;
       slot.cpu_s = cpu_now() - cpu0;
       slot.kernel = kernel() - k0;
+      slot.csw = csw_now() - csw0;
     }
     if (phase == 1) {
       ++slot.ops;
@@ -254,6 +278,7 @@ struct Load {
     if (phase == 1) {  // stalled past the window's end: close the interval now
       slot.cpu_s = cpu_now() - cpu0;
       slot.kernel = kernel() - k0;
+      slot.csw = csw_now() - csw0;
     }
   }
   bool wait_go() {
@@ -297,11 +322,13 @@ struct Load {
     rt.spawn([](Load& ld, UipcClient& cl, bool& stp, decltype(kernel) kern) -> Task<void> {
       auto req = std::make_unique_for_overwrite<std::byte[]>(kMaxRequest);
       auto rep = std::make_unique_for_overwrite<std::byte[]>(kMaxResponse);
+      // One clock read per call: the time a reply was read also starts the next call (it then
+      // includes building the request, as the twin's per-batch stamp does).
+      std::uint64_t t0 = now_ns();
       while (!stp) {
         std::size_t key;
         bool is_get;
         const std::size_t n = ld.make(req.get(), key, is_get);
-        const std::uint64_t t0 = now_ns();
         auto r = co_await cl.call_raw(std::span<const std::byte>(req.get(), n), std::span(rep.get(), kMaxResponse));
         const std::uint64_t t1 = now_ns();
         if (!r) {
@@ -311,6 +338,7 @@ struct Load {
         }
         ld.check(rep.get(), r.value(), key, is_get);
         if (!ld.done(t1, t1 - t0, is_get, kern)) stp = true;
+        t0 = t1;
       }
     }(load, client, stop, kernel));
   rt.run();
@@ -551,10 +579,14 @@ LoadResult run_load(const LoadParams& p) {
       res.puts += s.puts;
       res.kernel_entries += s.kernel;
       res.cpu_s += s.cpu_s;
+      res.client_csw += s.csw.vol;
+      res.client_csw_invol += s.csw.invol;
       all->merge(s.lat);
     }
     res.kernel_entries += sh->server_kernel;
     res.server_cpu_s = sh->server_cpu_s;
+    res.server_csw = sh->server_csw.vol;
+    res.server_csw_invol = sh->server_csw.invol;
     res.cpu_s += sh->server_cpu_s;
     res.wall_s = p.seconds;
     res.p50_ns = all->percentile(50);

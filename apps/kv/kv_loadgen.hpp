@@ -42,6 +42,7 @@ struct LoadParams {
   std::int64_t server_spin_ns = -1;  // the server runtime's spin window before it sleeps
   std::int64_t client_spin_ns = -1;  // each client runtime's spin window before it yields / sleeps
   long client_yields = -1;           // each client runtime's sched_yield calls before it sleeps
+  long server_yields = -1;           // the server runtime's sched_yield calls before it sleeps
   std::string socket_dir = "/tmp";
 };
 
@@ -54,6 +55,13 @@ struct LoadResult {
   std::uint64_t kernel_entries = 0;  // server + clients, during the measured interval
   double cpu_s = 0;                  // server + clients process CPU, during the measured interval
   double server_cpu_s = 0;
+  // Context switches during the measured interval (getrusage: all threads of the process):
+  // voluntary (blocked in a futex wait, read, epoll_wait ...) and involuntary (preempted).
+  std::uint64_t server_csw = 0, server_csw_invol = 0;
+  std::uint64_t client_csw = 0, client_csw_invol = 0;  // summed over the client processes
+  double csw_per_op() const {
+    return ops ? static_cast<double>(server_csw + server_csw_invol + client_csw + client_csw_invol) / static_cast<double>(ops) : 0;
+  }
   double ops_per_s() const { return wall_s > 0 ? static_cast<double>(ops) / wall_s : 0; }
   double kernel_entries_per_op() const { return ops ? static_cast<double>(kernel_entries) / static_cast<double>(ops) : 0; }
 };

@@ -2,6 +2,7 @@
 #include "kv/kv_store.hpp"
 
 #include <cstdio>
+#include <cstring>
 
 namespace uipc::apps::kv {
 
@@ -109,9 +110,24 @@ std::string key_name(std::size_t i) {
   return buf;
 }
 
+namespace {
+// "abc...z" repeated: value_for(i, n) is the n bytes from offset (7 i) mod 26.
+struct Alphabet {
+  char bytes[kMaxValue + 26];
+  Alphabet() {
+    for (std::size_t j = 0; j < sizeof bytes; ++j) bytes[j] = static_cast<char>('a' + j % 26);
+  }
+};
+const Alphabet kAlphabet;
+}  // namespace
+
+void fill_value(std::size_t i, char* out, std::size_t n) noexcept {
+  std::memcpy(out, kAlphabet.bytes + (i * 7) % 26, n);
+}
+
 std::string value_for(std::size_t i, std::size_t n) {
   std::string v(n, '\0');
-  for (std::size_t j = 0; j < n; ++j) v[j] = static_cast<char>('a' + (i * 7 + j) % 26);
+  fill_value(i, v.data(), n);
   return v;
 }
 

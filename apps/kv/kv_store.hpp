@@ -60,7 +60,10 @@ class Store {
 
 // The benchmark's key names: "key:00000042".
 std::string key_name(std::size_t i);
-// A deterministic value of n bytes for key i (the preload and the benchmark's puts).
+// A deterministic value of n bytes for key i (the preload and the benchmark's puts):
+// byte j is 'a' + (7 i + j) mod 26.
 std::string value_for(std::size_t i, std::size_t n);
+// The same bytes written to `out` (n <= kMaxValue), without allocating.
+void fill_value(std::size_t i, char* out, std::size_t n) noexcept;
 
 }  // namespace uipc::apps::kv

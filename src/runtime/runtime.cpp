@@ -43,6 +43,9 @@ Detached run_detached(std::size_t* live, Task<void> t) {
 
 inline void cpu_relax() noexcept { __builtin_ia32_pause(); }
 
+// Spin windows below this are timed every 8 rounds, longer ones every 64 (see Runtime::idle).
+constexpr std::int64_t kCoarseSpinNs = 16'000;
+
 }  // namespace
 
 // ---- WaitList ----
@@ -345,9 +348,13 @@ void Runtime::idle() {
   // 1. spin: cheap checks of the pending word (and polls of parked rings); the clock only
   //    every 64 rounds, and not at all when work comes within the first 64 (the common case
   //    of a busy peer: a clock read costs as much as the rest of a round trip's idle pass).
+  //    A short window (below kCoarseSpinNs: the adaptive window shrank because spins found
+  //    nothing) is timed every 8 rounds instead: 64 rounds of pause + polls take 2-6 us, so
+  //    a 1 us window would otherwise spin 128 rounds, several times its length.
   if (spin_window_ > 0) {
     std::uint64_t until = 0;  // set at the first clock read: the window counts from there
     std::uint64_t rounds = 0;
+    const std::uint64_t clock_mask = spin_window_ < kCoarseSpinNs ? 7 : 63;
     for (;;) {
       if (notif_->peek() != 0 || (poll && pollers_ != nullptr && poll_all())) {
         counters_.spins.add(rounds);
@@ -355,7 +362,7 @@ void Runtime::idle() {
         return;
       }
       cpu_relax();
-      if ((++rounds & 63) == 0) {
+      if ((++rounds & clock_mask) == 0) {
         if (!timers_.empty()) fire_timers();
         if (!ready_.empty()) break;
         const std::uint64_t now = now_ns();

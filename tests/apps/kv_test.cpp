@@ -202,6 +202,22 @@ TEST_F(Kv, StoreSemantics) {
   EXPECT_EQ(answer(t, make_request(Op::get, bin_key)).value, bin_val);
 }
 
+TEST_F(Kv, FillValueWritesValueForInPlace) {
+  // value_for(i, n): byte j is 'a' + (7 i + j) mod 26; fill_value writes the same bytes.
+  for (std::size_t i : {std::size_t{0}, std::size_t{1}, std::size_t{25}, std::size_t{26}, std::size_t{9999}}) {
+    for (std::size_t n : {std::size_t{0}, std::size_t{1}, std::size_t{64}, kMaxValue}) {
+      const std::string v = value_for(i, n);
+      ASSERT_EQ(v.size(), n);
+      for (std::size_t j = 0; j < n; ++j) ASSERT_EQ(v[j], static_cast<char>('a' + (i * 7 + j) % 26)) << i << " " << j;
+      std::string w(n + 2, '#');
+      fill_value(i, w.data() + 1, n);
+      EXPECT_EQ(w.substr(1, n), v);
+      EXPECT_EQ(w.front(), '#');  // nothing written outside [out, out + n)
+      EXPECT_EQ(w.back(), '#');
+    }
+  }
+}
+
 TEST_F(Kv, BadRequestsGetTheirStatusAndChangeNothing) {
   Store s;
   ASSERT_EQ(answer(s, make_request(Op::put, "keep", "me")).status, Status::ok);
@@ -593,6 +609,24 @@ TEST_F(Kv, LoadGeneratorRunsBothModesAndChecksEveryReply) {
     EXPECT_GT(r.gets, r.puts) << mode;  // 90/10
     EXPECT_GT(r.p99_ns, 0) << mode;
     EXPECT_GE(r.p99_ns, r.p50_ns) << mode;
+    if (std::string(mode) == "uds-epoll")  // twin clients block in read() for their replies
+      EXPECT_GT(r.client_csw, 0u) << mode;
+    EXPECT_GE(r.csw_per_op(), static_cast<double>(r.client_csw) / static_cast<double>(r.ops)) << mode;
+  }
+  {  // the idle-policy knobs reach the runtimes, and every reply is still checked
+    LoadParams p;
+    p.connections = 2;
+    p.inflight = 4;
+    p.seconds = 0.1;
+    p.warmup_s = 0.05;
+    p.keys = 100;
+    p.server_spin_ns = 0;
+    p.server_yields = 2;
+    p.client_spin_ns = 0;
+    p.client_yields = 1;
+    const LoadResult r = run_load(p);
+    ASSERT_TRUE(r.ok) << r.error;
+    EXPECT_GT(r.ops, 0u);
   }
   LoadParams bad;
   bad.mode = "carrier-pigeon";

@@ -141,6 +141,28 @@ TEST(Runtime, SpinWindowShrinksWhenSpinsFindNothingAndGrowsWhenTheyDo) {
   rt.release_slot(*slot);
 }
 
+TEST(Runtime, ShortSpinWindowIsTimedFinely) {
+  // At the adaptive floor (1 us) an idle period must not spin for the 64-round clock interval
+  // of long windows: those 128 rounds (first clock read at 64, window checked at 128) took
+  // 3-8 us per idle period on the 2-CPU VM, several times the window, and that per sleep of
+  // each of 32 crowded kv client processes. With the window timed every 8 rounds it ends after
+  // 8 rounds + 1 us + at most 8 more: below 128 rounds whenever a pause round takes over 9 ns
+  // (x86 since Skylake / Zen: 20-40 ns).
+  RuntimeOptions o;
+  o.spin_ns = 64'000;
+  Runtime rt(o);
+  auto nap = [](Runtime& r, std::int64_t ns) -> Task<void> { co_await r.sleep_for(ns); };
+  for (int i = 0; i < 10; ++i) rt.block_on(nap(rt, 300'000));
+  ASSERT_EQ(rt.spin_window_ns(), Runtime::kMinSpinNs);
+  const std::uint64_t spins0 = rt.counters().spins.get(), sleeps0 = rt.counters().sleeps.get();
+  constexpr int kNaps = 20;
+  for (int i = 0; i < kNaps; ++i) rt.block_on(nap(rt, 300'000));
+  const std::uint64_t idles = rt.counters().sleeps.get() - sleeps0;  // one idle period per sleep
+  ASSERT_GE(idles, static_cast<std::uint64_t>(kNaps));
+  EXPECT_LT((rt.counters().spins.get() - spins0) / idles, 128u);
+  EXPECT_EQ(rt.spin_window_ns(), Runtime::kMinSpinNs);
+}
+
 TEST(Runtime, FixedSpinWindowWhenNotAdaptive) {
   RuntimeOptions o;
   o.spin_ns = 20'000;
