@@ -180,8 +180,9 @@ void run(const Options& o, CLI::App& bench) {
       p.seconds = s.seconds;
       p.cpus = cpus;
       const bool idle = s.mode == "async-idle";
+      const double line_ns = idle ? 0 : line_rtt_ns(p);
       const IpcResult r = idle ? run_async_idle(p) : ipc_modes().at(s.mode)(p);
-      json << ipc_json_line(s.mode, p, r, facts).dump() << '\n';
+      json << ipc_json_line(s.mode, p, r, facts, line_ns).dump() << '\n';
       json.flush();
       if (!json) throw std::runtime_error("write to '" + path.string() + "' failed");
       const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -154,8 +154,9 @@ void run(const Options& o) {
     p.msg_bytes = s.mode == "async-idle" ? 8 : kBytes;
     p.seconds = s.mode == "async-idle" ? idle_seconds : seconds;
     p.cpus = cpus;
+    const double line_ns = s.mode == "async-idle" ? 0 : line_rtt_ns(p);
     const IpcResult r = s.mode == "async-idle" ? run_async_idle(p) : ipc_modes().at(s.mode)(p);
-    json << ipc_json_line(s.mode, p, r, facts).dump() << '\n';
+    json << ipc_json_line(s.mode, p, r, facts, line_ns).dump() << '\n';
     json.flush();
     if (!json) throw std::runtime_error("write to '" + jsonl.string() + "' failed");
     progress.done(i, s, r);

@@ -8,12 +8,15 @@
 #include <time.h>
 
 #include <algorithm>
+#include <atomic>
 #include <bit>
 #include <cmath>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <thread>
+#include <vector>
 
 namespace uipc::bench {
 
@@ -176,5 +179,50 @@ void pin_this_thread(int cpu) {
 }
 
 int cpu_or_none(const IpcParams& p, std::size_t i) { return i < p.cpus.size() ? p.cpus[i] : -1; }
+
+double line_rtt_ns(const IpcParams& p) {
+  // Spins, and yields now and then: two threads that share a CPU (unpinned, or a real-time
+  // class) still take turns.
+  auto relax = [spins = 0u]() mutable {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+    if ((++spins & 1023) == 0) sched_yield();
+  };
+  constexpr int kRounds = 5, kTrips = 400;
+  struct alignas(128) Line {
+    std::atomic<std::uint64_t> word{0};
+  } line;
+  // The echo thread starts on the caller's CPU; under a real-time class (chrt -f) a caller that
+  // spun there would never let it run, so the caller sleeps until it has moved.
+  std::atomic<bool> moved{false};
+  pin_this_thread(cpu_or_none(p, 0));
+  std::thread echo([&, relax, cpu = cpu_or_none(p, 1)]() mutable {
+    pin_this_thread(cpu);
+    moved.store(true, std::memory_order_release);
+    moved.notify_one();
+    // Answers every odd value v with v + 1 until it sees the last one.
+    for (std::uint64_t want = 1; want < 2ull * kRounds * kTrips; want += 2) {
+      // acquire/release: a plain hand-off; the value is the message.
+      while (line.word.load(std::memory_order_acquire) != want) relax();
+      line.word.store(want + 1, std::memory_order_release);
+    }
+  });
+  moved.wait(false, std::memory_order_acquire);
+  std::vector<double> per_trip;
+  std::uint64_t v = 0;
+  for (int r = 0; r < kRounds; ++r) {
+    const std::uint64_t t0 = now_ns();
+    for (int i = 0; i < kTrips; ++i) {
+      line.word.store(++v, std::memory_order_release);
+      ++v;
+      while (line.word.load(std::memory_order_acquire) != v) relax();
+    }
+    per_trip.push_back(static_cast<double>(now_ns() - t0) / kTrips);
+  }
+  echo.join();
+  std::sort(per_trip.begin(), per_trip.end());
+  return per_trip[kRounds / 2];
+}
 
 }  // namespace uipc::bench

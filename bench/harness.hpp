@@ -77,4 +77,12 @@ double process_cpu_seconds();           // getrusage(RUSAGE_SELF): user + system
 void pin_this_thread(int cpu);          // no-op when cpu < 0; aborts with a message on failure
 int cpu_or_none(const IpcParams& p, std::size_t i);  // p.cpus[i] or -1
 
+// The time one cache line takes to go from the client's CPU to the server's and back (p.cpus[0],
+// p.cpus[1]): the median, over 5 rounds of 400, of a ping-pong on one shared word. About a
+// millisecond. Taken next to each scenario, it tells whether the machine itself changed between
+// scenarios (a VM's vCPUs moved by the host: on the project machine this reads 140-150 ns in one
+// period and 650-750 ns in another), which would make their ratio meaningless. Pins the calling
+// thread to p.cpus[0], as the modes' clients do.
+double line_rtt_ns(const IpcParams& p);
+
 }  // namespace uipc::bench

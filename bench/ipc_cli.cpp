@@ -133,16 +133,20 @@ std::vector<std::string> parse_modes(const Options& o) {
 
 
 void print_header() {
-  std::printf("%-10s %8s %6s %14s %10s %10s %8s %7s  %s\n", "mode", "inflight", "bytes", "ops/s", "p50", "p99",
-              "kern/op", "cpu_s", "note");
+  std::printf("%-12s %8s %6s %14s %10s %10s %8s %7s %8s  %s\n", "mode", "inflight", "bytes", "ops/s", "p50", "p99",
+              "kern/op", "cpu_s", "line", "note");
 }
 
-void print_row(const std::string& mode, const IpcParams& p, const IpcResult& r) {
-  std::printf("%-10s %8u %6zu %14s %10s %10s %8.2f %7.2f  %s\n", mode.c_str(), p.inflight, p.msg_bytes,
+void print_row(const std::string& mode, const IpcParams& p, const IpcResult& r, double line_ns) {
+  std::printf("%-12s %8u %6zu %14s %10s %10s %8.2f %7.2f %8s  %s\n", mode.c_str(), p.inflight, p.msg_bytes,
               fmt_rate(r.ops_per_s()).c_str(), fmt_ns(r.p50_ns).c_str(), fmt_ns(r.p99_ns).c_str(),
-              r.kernel_entries_per_op(), r.cpu_s, r.note.c_str());
+              r.kernel_entries_per_op(), r.cpu_s, fmt_ns(line_ns).c_str(), r.note.c_str());
   std::fflush(stdout);
 }
+
+// Two scenarios whose cache-line round trips (line_rtt_ns) differ by more than this factor ran
+// on a different machine, as far as their ratio is concerned.
+constexpr double kLineRttChange = 1.5;
 
 }  // namespace
 
@@ -163,7 +167,8 @@ std::vector<int> default_ipc_cpus() {
   return {*allowed.begin(), *std::next(allowed.begin())};
 }
 
-nlohmann::ordered_json ipc_json_line(const std::string& mode, const IpcParams& p, const IpcResult& r, const Facts& f) {
+nlohmann::ordered_json ipc_json_line(const std::string& mode, const IpcParams& p, const IpcResult& r, const Facts& f,
+                                     double line_ns) {
   nlohmann::ordered_json j = {
       {"scenario", "ipc"},
       {"mode", mode},
@@ -179,15 +184,17 @@ nlohmann::ordered_json ipc_json_line(const std::string& mode, const IpcParams& p
       {"wall_s", r.wall_s},
       {"note", r.note},
   };
+  if (line_ns > 0) j["line_rtt_ns"] = line_ns;
   append_facts(j, f, p.cpus);
   return j;
 }
 
 namespace {
 
-void print_ratios(const std::map<std::tuple<std::size_t, unsigned, std::string>, double>& rate,
-                  const std::vector<std::size_t>& sizes, const std::vector<unsigned>& inflights,
-                  const std::vector<std::string>& modes) {
+using ScenarioMap = std::map<std::tuple<std::size_t, unsigned, std::string>, double>;
+
+void print_ratios(const ScenarioMap& rate, const ScenarioMap& line, const std::vector<std::size_t>& sizes,
+                  const std::vector<unsigned>& inflights, const std::vector<std::string>& modes) {
   auto ran = [&](const std::string& m) { return std::find(modes.begin(), modes.end(), m) != modes.end(); };
   std::vector<std::string> mine;  // uipc's modes, plain async first
   for (const char* m : {"async", "async-inline", "async-batch"})
@@ -203,6 +210,7 @@ void print_ratios(const std::map<std::tuple<std::size_t, unsigned, std::string>,
     std::printf("\nNo ratio summary: none of sync, ring, uds-epoll ran next to async.\n");
     return;
   }
+  bool marked = false;
   for (const auto& a : mine) {
     std::printf("\nThroughput ratios (ops/s of %s over ...)\n%8s %6s", a.c_str(), "inflight", "bytes");
     for (const auto& m : over) std::printf(" %18s", (a + "/" + m).c_str());
@@ -211,13 +219,21 @@ void print_ratios(const std::map<std::tuple<std::size_t, unsigned, std::string>,
       for (auto n : inflights) {
         std::printf("%8u %6zu", n, size);
         const double x = rate.at({size, n, a});
+        const double lx = line.at({size, n, a});
         for (const auto& m : over) {
           const double b = rate.at({size, n, m});
-          std::printf(" %18s", b > 0 ? fmt("%.3fx", x / b).c_str() : "-");
+          const double lb = line.at({size, n, m});
+          const bool changed = std::max(lx, lb) > kLineRttChange * std::min(lx, lb);
+          marked |= changed;
+          std::printf(" %18s", b > 0 ? fmt(changed ? "%.3fx*" : "%.3fx", x / b).c_str() : "-");
         }
         std::printf("\n");
       }
   }
+  if (marked)
+    std::printf("* the machine changed between the two scenarios: their cache-line round trips (column 'line')\n"
+                "  differ by more than %.1fx, so this ratio compares two different machines; run again\n",
+                kLineRttChange);
 }
 
 // ---- the run ---------------------------------------------------------------------------------
@@ -262,7 +278,7 @@ void run(const Options& o) {
     std::fprintf(stderr, "uipc bench ipc: warning: client and server share CPU %d; the spinning modes will crawl\n", cpus[0]);
   print_header();
 
-  std::map<std::tuple<std::size_t, unsigned, std::string>, double> rate;
+  ScenarioMap rate, line;
   bool first_group = true;
   for (auto size : sizes)
     for (auto n : inflights) {
@@ -273,17 +289,19 @@ void run(const Options& o) {
         p.msg_bytes = size;
         p.seconds = seconds;
         p.cpus = cpus;
+        const double line_ns = line_rtt_ns(p);
         const IpcResult r = ipc_modes().at(mode)(p);
-        print_row(mode, p, r);
+        print_row(mode, p, r, line_ns);
         rate[{size, n, mode}] = r.ops_per_s();
+        line[{size, n, mode}] = line_ns;
         if (json.is_open()) {
-          json << ipc_json_line(mode, p, r, facts).dump() << '\n';
+          json << ipc_json_line(mode, p, r, facts, line_ns).dump() << '\n';
           json.flush();
           if (!json) throw std::runtime_error("--json: write to '" + o.json + "' failed");
         }
       }
     }
-  print_ratios(rate, sizes, inflights, modes);
+  print_ratios(rate, line, sizes, inflights, modes);
 
   if (std::find(modes.begin(), modes.end(), "async") != modes.end()) {
     IpcParams p;
@@ -296,7 +314,7 @@ void run(const Options& o) {
                 "      %.3f%% of one core (%.4f s CPU), %llu kernel entries\n",
                 r.wall_s, 100.0 * r.cpu_s / r.wall_s, r.cpu_s, static_cast<unsigned long long>(r.kernel_entries));
     if (json.is_open()) {
-      json << ipc_json_line("async-idle", p, r, facts).dump() << '\n';
+      json << ipc_json_line("async-idle", p, r, facts, 0).dump() << '\n';
       json.flush();
     }
   }

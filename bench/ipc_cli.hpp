@@ -25,7 +25,9 @@ void add_ipc_bench(CLI::App& bench);
 
 
 // One scenario's JSON line, fields in the documented order, timestamp = now.
-nlohmann::ordered_json ipc_json_line(const std::string& mode, const IpcParams& p, const IpcResult& r, const Facts& f);
+// line_ns: the cache-line round trip taken next to the scenario (line_rtt_ns), 0 when not taken.
+nlohmann::ordered_json ipc_json_line(const std::string& mode, const IpcParams& p, const IpcResult& r, const Facts& f,
+                                     double line_ns = 0);
 
 // Every registered mode, ordered async, sync, ring, uds, uds-epoll, pipe, then the rest by name.
 std::vector<std::string> ipc_mode_order();

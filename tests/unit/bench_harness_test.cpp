@@ -172,3 +172,11 @@ TEST(PeerModes, AllRegistered) {
 
 }  // namespace
 }  // namespace uipc::bench
+
+TEST(BenchHarness, LineRoundTripIsMeasured) {
+  // Unpinned here (CI machines differ); a ping-pong of one cache line between two threads.
+  uipc::bench::IpcParams p;
+  const double ns = uipc::bench::line_rtt_ns(p);
+  EXPECT_GT(ns, 1.0);
+  EXPECT_LT(ns, 50e6);  // even with the two threads time-sliced on one loaded CPU
+}
