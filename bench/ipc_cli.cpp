@@ -133,20 +133,27 @@ std::vector<std::string> parse_modes(const Options& o) {
 
 
 void print_header() {
-  std::printf("%-12s %8s %6s %14s %10s %10s %8s %7s %8s  %s\n", "mode", "inflight", "bytes", "ops/s", "p50", "p99",
+  std::printf("%-12s %8s %6s %14s %10s %10s %8s %7s %9s  %s\n", "mode", "inflight", "bytes", "ops/s", "p50", "p99",
               "kern/op", "cpu_s", "line", "note");
 }
 
-void print_row(const std::string& mode, const IpcParams& p, const IpcResult& r, double line_ns) {
-  std::printf("%-12s %8u %6zu %14s %10s %10s %8.2f %7.2f %8s  %s\n", mode.c_str(), p.inflight, p.msg_bytes,
+// Two cache-line round trips (line_rtt_ns) that differ by more than this factor were taken on
+// different machines, as far as a ratio is concerned.
+constexpr double kLineRttChange = 1.5;
+
+// The line round trip before and after one scenario.
+struct Line {
+  double before = 0, after = 0;
+  bool steady() const { return std::max(before, after) <= kLineRttChange * std::min(before, after); }
+};
+
+void print_row(const std::string& mode, const IpcParams& p, const IpcResult& r, const Line& line) {
+  const std::string l = fmt_ns(line.before) + (line.steady() ? " " : "!");
+  std::printf("%-12s %8u %6zu %14s %10s %10s %8.2f %7.2f %9s  %s\n", mode.c_str(), p.inflight, p.msg_bytes,
               fmt_rate(r.ops_per_s()).c_str(), fmt_ns(r.p50_ns).c_str(), fmt_ns(r.p99_ns).c_str(),
-              r.kernel_entries_per_op(), r.cpu_s, fmt_ns(line_ns).c_str(), r.note.c_str());
+              r.kernel_entries_per_op(), r.cpu_s, l.c_str(), r.note.c_str());
   std::fflush(stdout);
 }
-
-// Two scenarios whose cache-line round trips (line_rtt_ns) differ by more than this factor ran
-// on a different machine, as far as their ratio is concerned.
-constexpr double kLineRttChange = 1.5;
 
 }  // namespace
 
@@ -168,7 +175,7 @@ std::vector<int> default_ipc_cpus() {
 }
 
 nlohmann::ordered_json ipc_json_line(const std::string& mode, const IpcParams& p, const IpcResult& r, const Facts& f,
-                                     double line_ns) {
+                                     double line_ns, double line_after_ns) {
   nlohmann::ordered_json j = {
       {"scenario", "ipc"},
       {"mode", mode},
@@ -185,15 +192,16 @@ nlohmann::ordered_json ipc_json_line(const std::string& mode, const IpcParams& p
       {"note", r.note},
   };
   if (line_ns > 0) j["line_rtt_ns"] = line_ns;
+  if (line_after_ns > 0) j["line_rtt_after_ns"] = line_after_ns;
   append_facts(j, f, p.cpus);
   return j;
 }
 
 namespace {
 
-using ScenarioMap = std::map<std::tuple<std::size_t, unsigned, std::string>, double>;
+using Key = std::tuple<std::size_t, unsigned, std::string>;
 
-void print_ratios(const ScenarioMap& rate, const ScenarioMap& line, const std::vector<std::size_t>& sizes,
+void print_ratios(const std::map<Key, double>& rate, const std::map<Key, Line>& line, const std::vector<std::size_t>& sizes,
                   const std::vector<unsigned>& inflights, const std::vector<std::string>& modes) {
   auto ran = [&](const std::string& m) { return std::find(modes.begin(), modes.end(), m) != modes.end(); };
   std::vector<std::string> mine;  // uipc's modes, plain async first
@@ -219,11 +227,12 @@ void print_ratios(const ScenarioMap& rate, const ScenarioMap& line, const std::v
       for (auto n : inflights) {
         std::printf("%8u %6zu", n, size);
         const double x = rate.at({size, n, a});
-        const double lx = line.at({size, n, a});
+        const Line& lx = line.at({size, n, a});
         for (const auto& m : over) {
           const double b = rate.at({size, n, m});
-          const double lb = line.at({size, n, m});
-          const bool changed = std::max(lx, lb) > kLineRttChange * std::min(lx, lb);
+          const Line& lb = line.at({size, n, m});
+          const auto [lo, hi] = std::minmax({lx.before, lx.after, lb.before, lb.after});
+          const bool changed = hi > kLineRttChange * lo;
           marked |= changed;
           std::printf(" %18s", b > 0 ? fmt(changed ? "%.3fx*" : "%.3fx", x / b).c_str() : "-");
         }
@@ -231,8 +240,9 @@ void print_ratios(const ScenarioMap& rate, const ScenarioMap& line, const std::v
       }
   }
   if (marked)
-    std::printf("* the machine changed between the two scenarios: their cache-line round trips (column 'line')\n"
-                "  differ by more than %.1fx, so this ratio compares two different machines; run again\n",
+    std::printf("* the machine changed during or between the two scenarios: the cache-line round trips taken\n"
+                "  before and after each (column 'line'; '!': it changed during that scenario) differ by more\n"
+                "  than %.1fx, so this ratio compares different machines; run again\n",
                 kLineRttChange);
 }
 
@@ -278,7 +288,8 @@ void run(const Options& o) {
     std::fprintf(stderr, "uipc bench ipc: warning: client and server share CPU %d; the spinning modes will crawl\n", cpus[0]);
   print_header();
 
-  ScenarioMap rate, line;
+  std::map<Key, double> rate;
+  std::map<Key, Line> line;
   bool first_group = true;
   for (auto size : sizes)
     for (auto n : inflights) {
@@ -289,13 +300,15 @@ void run(const Options& o) {
         p.msg_bytes = size;
         p.seconds = seconds;
         p.cpus = cpus;
-        const double line_ns = line_rtt_ns(p);
+        Line l;
+        l.before = line_rtt_ns(p);
         const IpcResult r = ipc_modes().at(mode)(p);
-        print_row(mode, p, r, line_ns);
+        l.after = line_rtt_ns(p);
+        print_row(mode, p, r, l);
         rate[{size, n, mode}] = r.ops_per_s();
-        line[{size, n, mode}] = line_ns;
+        line[{size, n, mode}] = l;
         if (json.is_open()) {
-          json << ipc_json_line(mode, p, r, facts, line_ns).dump() << '\n';
+          json << ipc_json_line(mode, p, r, facts, l.before, l.after).dump() << '\n';
           json.flush();
           if (!json) throw std::runtime_error("--json: write to '" + o.json + "' failed");
         }
@@ -314,7 +327,7 @@ void run(const Options& o) {
                 "      %.3f%% of one core (%.4f s CPU), %llu kernel entries\n",
                 r.wall_s, 100.0 * r.cpu_s / r.wall_s, r.cpu_s, static_cast<unsigned long long>(r.kernel_entries));
     if (json.is_open()) {
-      json << ipc_json_line("async-idle", p, r, facts, 0).dump() << '\n';
+      json << ipc_json_line("async-idle", p, r, facts).dump() << '\n';
       json.flush();
     }
   }

@@ -25,9 +25,10 @@ void add_ipc_bench(CLI::App& bench);
 
 
 // One scenario's JSON line, fields in the documented order, timestamp = now.
-// line_ns: the cache-line round trip taken next to the scenario (line_rtt_ns), 0 when not taken.
+// line_ns, line_after_ns: the cache-line round trips (line_rtt_ns) taken just before and just
+// after the scenario, 0 when not taken.
 nlohmann::ordered_json ipc_json_line(const std::string& mode, const IpcParams& p, const IpcResult& r, const Facts& f,
-                                     double line_ns = 0);
+                                     double line_ns = 0, double line_after_ns = 0);
 
 // Every registered mode, ordered async, sync, ring, uds, uds-epoll, pipe, then the rest by name.
 std::vector<std::string> ipc_mode_order();
