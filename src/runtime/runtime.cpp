@@ -393,7 +393,23 @@ void Runtime::idle() {
     const bool backstop = (pollers_ != nullptr || bound_slots_.load(std::memory_order_relaxed) != 0) &&
                           opts_.backstop_ns > 0 && (timeout < 0 || timeout > opts_.backstop_ns);
     if (backstop) timeout = opts_.backstop_ns;
-    if (ready_.empty() && notif_->wait(timeout, counters_) && backstop && notif_->peek() == 0) sweep();
+    if (ready_.empty()) {
+      const std::uint64_t asleep = now_ns();
+      if (notif_->wait(timeout, counters_)) {
+        if (notif_->peek() != 0) {
+          // A send ended the sleep soon after it began: a slightly longer spin would have caught
+          // it without the two kernel entries. Without this the window, once at its floor,
+          // could never grow back for a peer that answers in a few microseconds: every such
+          // reply would find us asleep and no spin would ever find work.
+          if (now_ns() - asleep < static_cast<std::uint64_t>(kShortSleepNs)) {
+            counters_.short_sleeps.add();
+            if (opts_.adaptive_spin) spin_window_ = std::min(opts_.spin_ns, std::max(spin_window_ * 2, kMinSpinNs));
+          }
+        } else if (backstop) {
+          sweep();
+        }
+      }
+    }
   }
   // Busy again: back to polling, so producers stop paying for notifications.
   if (poll) disarm_all();

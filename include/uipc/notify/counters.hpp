@@ -19,11 +19,11 @@ struct Counter {
 
 struct CounterSnapshot {
   std::uint64_t sent, suppressed, kernel_entries, sleeps, spins, yields, switches, ring_full_waits, interrupts,
-      backstops;
+      backstops, short_sleeps;
   CounterSnapshot operator-(const CounterSnapshot& o) const {
     return {sent - o.sent, suppressed - o.suppressed, kernel_entries - o.kernel_entries, sleeps - o.sleeps,
             spins - o.spins, yields - o.yields, switches - o.switches, ring_full_waits - o.ring_full_waits,
-            interrupts - o.interrupts, backstops - o.backstops};
+            interrupts - o.interrupts, backstops - o.backstops, short_sleeps - o.short_sleeps};
   }
 };
 
@@ -38,10 +38,13 @@ struct Counters {
   Counter ring_full_waits;  // times a producer waited for ring space
   Counter interrupts;       // pending words taken with at least one bit set
   Counter backstops;        // sleeps that ended by the backstop timeout and polled every ring
+  Counter short_sleeps;     // sleeps that a send ended within Runtime::kShortSleepNs (the spin
+                            // window was too short: adaptive_spin doubles it)
 
   CounterSnapshot snapshot() const noexcept {
     return {sent.get(), suppressed.get(), kernel_entries.get(), sleeps.get(), spins.get(),
-            yields.get(), switches.get(), ring_full_waits.get(), interrupts.get(), backstops.get()};
+            yields.get(), switches.get(), ring_full_waits.get(), interrupts.get(), backstops.get(),
+            short_sleeps.get()};
   }
 };
 

@@ -11,7 +11,9 @@
 //    peer raises a slot or the next timer is due. With Options::adaptive_spin the window
 //    halves after each spin that found nothing and doubles after one that found work (between
 //    kMinSpinNs and spin_ns), so a runtime whose peer is not running (more threads than CPUs)
-//    soon stops spinning away the peer's CPU time. A sleeping runtime costs no CPU and is woken
+//    soon stops spinning away the peer's CPU time; a sleep that a send ends within
+//    kShortSleepNs doubles it too, so a peer that answers in a few microseconds wins the spin
+//    back. A sleeping runtime costs no CPU and is woken
 //    by any send (DESIGN §1: the note's caveat does not apply).
 //  * Timers fire no earlier than their deadline.
 //  * Parked pollers (consumers waiting on a ring) are polled, not armed, while the runtime has
@@ -198,6 +200,9 @@ class Runtime {
   // The spin window the next idle period will use (adaptive_spin), in ns.
   std::int64_t spin_window_ns() const noexcept { return spin_window_; }
   static constexpr std::int64_t kMinSpinNs = 1'000;
+  // A sleep that a send ends sooner than this counts as short (Counters::short_sleeps): with
+  // adaptive_spin it doubles the spin window, as a spin that found work does.
+  static constexpr std::int64_t kShortSleepNs = 20'000;
   Counters& counters() noexcept { return counters_; }
   std::size_t live_tasks() const noexcept { return live_tasks_; }
 
