@@ -83,6 +83,7 @@ struct OpNode {
   State state;
   bool cancel_pending;  // a cancellation waits for request-ring space
   bool timed;           // `timer` was armed for this call (only then is it looked at)
+  bool demoted;         // a direct call sent on the ring way after moving `partial` bytes
   std::uint32_t index;
   abi::SyscallRequest rq;
   std::int64_t result;
@@ -93,6 +94,7 @@ struct OpNode {
   OpNode* tok_prev;   // CancelToken list
   OpNode* tok_next;
   int cancel_reason;
+  std::int64_t partial;  // only when `demoted`
   // The timeout's timer node, constructed only for calls with a timeout (`timed`): a call
   // without one never touches these bytes.
   alignas(Runtime::TimerNode) unsigned char timer_storage[sizeof(Runtime::TimerNode)];
@@ -152,6 +154,7 @@ inline SyscallAwaiter::SyscallAwaiter(Registration* reg, long number, const std:
   op_.state = detail::OpNode::State::idle;
   op_.cancel_pending = false;
   op_.timed = false;
+  op_.demoted = false;
   if (reg == nullptr) [[unlikely]] {
     op_.result = -ENOTCONN;
     op_.state = detail::OpNode::State::done;
