@@ -275,9 +275,9 @@ SysResult run_async(const SysParams& p, sys::WakeMode wake, sys::Placement place
   std::vector<char> buf(std::max<std::size_t>(p.bytes, 1));
   const auto span = std::span<std::byte>(reinterpret_cast<std::byte*>(buf.data()), p.bytes);
   // One coroutine body per workload (a template, `if constexpr`): a body with every workload's
-  // awaiters in a switch got a frame with a slot for each of them (1216 bytes with GCC 12), and
-  // 512 such frames (5 cache lines touched per call) are what the caller's misses were about;
-  // an application coroutine holds the awaiters it uses.
+  // awaiters in a switch got a frame with a slot for each of them (1216 bytes with GCC 12, 352
+  // for getppid alone), so the caller's per-call cache traffic was the benchmark's, not the
+  // library's; an application coroutine holds the awaiters it uses.
   auto worker = [&]<SysWorkload W>(unsigned id) -> Task<void> {
     for (std::uint64_t i = id;; ++i) {
       if (w.stop) co_return;
