@@ -53,8 +53,7 @@ struct Registration::Impl {
   std::int64_t reap_nap = 10'000;
   std::unique_ptr<detail::Engine> engine;  // shared, local: this thread executes too
   bool direct = false;        // local + io_uring: io_uring calls go straight to the engine
-  std::uint64_t direct_n = 0;  // direct calls queued since the last run_here (executor_stats)
-  std::vector<detail::Engine::DirectDone> dtmp;
+  Counter direct_calls;       // direct calls queued (counted into executor_stats() as requests)
   unsigned share = 1;
   detail::StatCounters own;
   std::vector<abi::SyscallRequest> batch;
@@ -156,11 +155,11 @@ struct Registration::Impl {
   // `ending`: the ring is not served any more (closed: ECANCELED; shut down: ESHUTDOWN), so a
   // call to demote completes now.
   unsigned settle_direct(int ending = 0) noexcept {
-    if (!direct || engine->direct_done().empty()) return 0;
-    dtmp.clear();
-    dtmp.swap(engine->direct_done());
+    if (!direct) return 0;
+    auto& dd = engine->direct_done();  // nothing below adds to it: only reaping CQEs does
+    if (dd.empty()) return 0;
     unsigned freed = 0;
-    for (const detail::Engine::DirectDone& d : dtmp) {
+    for (const detail::Engine::DirectDone& d : dd) {
       const std::uint32_t idx = abi::id_index(d.id);
       if (idx >= slots.size() || slots[idx].op == nullptr || slots[idx].gen != abi::id_generation(d.id)) [[unlikely]] {
         unmatched.add();
@@ -177,7 +176,7 @@ struct Registration::Impl {
       ++freed;
       finish(op, d.demote ? (d.partial > 0 ? d.partial : -(ending != 0 ? ending : EAGAIN)) : d.result);
     }
-    dtmp.clear();
+    dd.clear();
     if (freed != 0 && ending == 0) after_free();
     return freed;
   }
@@ -269,7 +268,7 @@ struct Registration::Impl {
         op->index = idx;
         op->state = OpNode::State::submitted;
         ++in_flight;
-        ++direct_n;
+        direct_calls.add();
         submitted.add();
         rt.defer(flush);
         if (!poller.linked) rt.park(poller);
@@ -441,11 +440,7 @@ struct Registration::Impl {
     detail::serve(*st, *reg, *engine, st->opts.max_batch, share_of, own, rt.counters(), batch, out,
                   detail::Claimant::caller);
     engine->submit(uout);  // one io_uring_enter for the batch
-    detail::publish_all(uout, own, rt.counters(), detail::Signal::none);
-    if (direct_n != 0) {
-      reg->stats.add_batch(direct_n, 0, direct_n, 0, 0, 0, true);
-      direct_n = 0;
-    }
+    if (!uout.empty()) detail::publish_all(uout, own, rt.counters(), detail::Signal::none);
     const unsigned settled = settle_direct();
     if (engine->outstanding() != 0 && !reap_timer.armed) {
       reap_nap = 10'000;
@@ -670,7 +665,13 @@ RegistrationStats Registration::stats() const noexcept {
           impl_->unmatched.get()};
 }
 
-ExecStats Registration::executor_stats() const noexcept { return impl_->reg->stats.load(); }
+ExecStats Registration::executor_stats() const noexcept {
+  ExecStats s = impl_->reg->stats.load();
+  const std::uint64_t d = impl_->direct_calls.get();  // the direct path: taken by no claimant
+  s.requests += d;
+  s.uring_ops += d;
+  return s;
+}
 
 ExecStats Registration::caller_stats() const noexcept { return impl_->own.snapshot(); }
 

@@ -62,7 +62,9 @@ struct CallOptions {
 };
 
 struct RegistrationStats {
-  std::uint64_t submitted = 0;       // requests written to the buffer (cancellations excluded)
+  std::uint64_t submitted = 0;       // calls handed on: written to the buffer or (local placement,
+                                     // io_uring backend) queued on this thread's io_uring directly;
+                                     // cancellations excluded
   std::uint64_t completed = 0;       // calls completed (immediate failures included)
   std::uint64_t slot_waits = 0;      // calls that waited for a free slot
   std::uint64_t cancels_sent = 0;    // cancellations written to the buffer
