@@ -348,10 +348,6 @@ void Runtime::idle() {
   if (spin_window_ > 0) {
     std::uint64_t until = 0;  // set at the first clock read: the window counts from there
     std::uint64_t rounds = 0;
-    // A window near its floor (spins have kept finding nothing, so no busy peer is expected):
-    // the clock every 8 rounds. Every 64 would stretch a 1 µs window to at least 128 rounds of
-    // polling (several µs: a poll of a syscall completion ring plus the pause costs 30-50 ns).
-    const std::uint64_t clock_mask = spin_window_ <= 4 * kMinSpinNs ? 7 : 63;
     for (;;) {
       if (notif_->peek() != 0 || (poll && pollers_ != nullptr && poll_all())) {
         counters_.spins.add(rounds);
@@ -359,7 +355,7 @@ void Runtime::idle() {
         return;
       }
       cpu_relax();
-      if ((++rounds & clock_mask) == 0) {
+      if ((++rounds & 63) == 0) {
         if (!timers_.empty()) fire_timers();
         if (!ready_.empty()) break;
         const std::uint64_t now = now_ns();
