@@ -389,6 +389,11 @@ bool Engine::execute_direct(const abi::SyscallRequest& rq, const AllowList& allo
       return false;
   }
   if (!allow.allows_in_range(rq.number)) return false;  // the ring path answers -EPERM
+#ifdef UIPC_HAVE_LIBURING
+  // A full SQ makes uring_prep submit at once. Tick mode runs its calls at the ticks only: the
+  // call goes the ring way instead (and is executed at the next tick, with the rest).
+  if (st_.opts.wake == WakeMode::tick && io_uring_sq_space_left(&uring_->ring) == 0) return false;
+#endif
   if (!uring_prep(nullptr, rq, nowait)) return false;
   stats_.requests.add();
   return true;
