@@ -254,26 +254,36 @@ void print_targets(const std::map<Key, SysResult>& res, const std::vector<SysWor
     std::printf("   inflight %4u: %.3fx  (%s)  %s\n", n, q, m.c_str(), verdict(q >= 1.0));
   }
 
+  // The issue names the placement (affine) but no in-flight count: the judgement is the best
+  // affine mode at the best in-flight count of this run, against the plain call's lowest CPU per
+  // call among this run's sync rows (sync makes one call at a time whatever the in-flight
+  // count). Caller CPU is the calling thread's CPU time, spinning included. Each in-flight
+  // count's best is printed too.
   std::printf("\n5. caller-thread CPU per async getppid <= 0.3x the plain syscall, affine kernel core\n");
   {
+    const SysResult* s = nullptr;
+    for (auto n : inflights)
+      if (const SysResult* x = get(SysWorkload::getppid, n, "sync"); x && (!s || x->per_op(x->caller_cpu_s) < s->per_op(s->caller_cpu_s))) s = x;
     std::string bm;
     const SysResult* br = nullptr;
     unsigned bn = 0;
     for (auto n : inflights) {
       auto [m, r] = best(SysWorkload::getppid, n, [](const SysResult& x) { return -x.per_op(x.caller_cpu_s); },
                          [](const std::string& name) { return name.find("-affine-") != std::string::npos; });
-      if (r && (!br || r->per_op(r->caller_cpu_s) < br->per_op(br->caller_cpu_s))) {
+      if (!r) continue;
+      if (s)
+        std::printf("   inflight %4u: %.1f ns = %.3fx  (%s)\n", n, r->per_op(r->caller_cpu_s) * 1e9,
+                    r->per_op(r->caller_cpu_s) / s->per_op(s->caller_cpu_s), m.c_str());
+      if (!br || r->per_op(r->caller_cpu_s) < br->per_op(br->caller_cpu_s)) {
         bm = m;
         br = r;
         bn = n;
       }
     }
-    const SysResult* s = nullptr;
-    for (auto n : inflights)
-      if (const SysResult* x = get(SysWorkload::getppid, n, "sync"); x && (!s || x->per_op(x->caller_cpu_s) < s->per_op(s->caller_cpu_s))) s = x;
     if (br && s) {
       const double a = br->per_op(br->caller_cpu_s) * 1e9, b = s->per_op(s->caller_cpu_s) * 1e9;
-      std::printf("   %.1f ns vs %.1f ns = %.3fx  (%s, inflight %u)  %s\n", a, b, a / b, bm.c_str(), bn, verdict(a / b <= 0.3));
+      std::printf("   best: %.1f ns vs %.1f ns (sync) = %.3fx  (%s, inflight %u)  %s\n", a, b, a / b, bm.c_str(), bn,
+                  verdict(a / b <= 0.3));
     }
   }
 }

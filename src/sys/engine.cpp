@@ -357,6 +357,48 @@ Engine::~Engine() = default;
 
 unsigned Engine::outstanding() const noexcept { return uring_ ? uring_->outstanding : 0; }
 
+#ifdef UIPC_HAVE_LIBURING
+unsigned Engine::unsubmitted() const noexcept { return uring_ ? uring_->pending : 0; }
+#else
+unsigned Engine::unsubmitted() const noexcept { return 0; }
+#endif
+
+bool Engine::execute_direct(const abi::SyscallRequest& rq, const AllowList& allow) {
+  if (want_uring_ && !uring_tried_) ensure_uring();
+  if (!uring_) return false;
+  bool nowait;
+  switch (rq.number) {
+    case SYS_read:
+    case SYS_write:
+    case SYS_readv:
+    case SYS_writev:
+      nowait = true;  // as execute(): a pipe or socket must end up in the pool, never in io_uring
+      break;
+    case SYS_pread64:
+    case SYS_pwrite64:
+    case SYS_preadv:
+    case SYS_pwritev:
+    case SYS_close:
+    case SYS_statx:
+    case SYS_fsync:
+    case SYS_fdatasync:
+      nowait = false;
+      break;
+    // openat is left to the ring path: execute() looks for FIFOs when io_uring cannot take it.
+    default:
+      return false;
+  }
+  if (!allow.allows_in_range(rq.number)) return false;  // the ring path answers -EPERM
+#ifdef UIPC_HAVE_LIBURING
+  // A full SQ makes uring_prep submit at once. Tick mode runs its calls at the ticks only: the
+  // call goes the ring way instead (and is executed at the next tick, with the rest).
+  if (st_.opts.wake == WakeMode::tick && io_uring_sq_space_left(&uring_->ring) == 0) return false;
+#endif
+  if (!uring_prep(nullptr, rq, nowait)) return false;
+  stats_.requests.add();
+  return true;
+}
+
 std::int64_t Engine::sys(long n, std::int64_t a0, std::int64_t a1, std::int64_t a2, std::int64_t a3,
                          std::int64_t a4, std::int64_t a5) noexcept {
   stats_.syscalls.add();
@@ -590,6 +632,7 @@ void Engine::handle_cqe(std::uint64_t data, std::int32_t res, std::vector<Done>&
   const std::uint32_t idx = static_cast<std::uint32_t>(data - 1);
   Uring::Op& op = u.ops[idx];
   --u.outstanding;
+  if (op.reg == nullptr) return direct_cqe(idx, res);
   if (op.nowait && (res == -EAGAIN || res == -EOPNOTSUPP)) [[unlikely]] {
     // The slow path may queue a new operation (into this very slot, once it is free): copy first.
     Uring::Op slow;
@@ -602,8 +645,31 @@ void Engine::handle_cqe(std::uint64_t data, std::int32_t res, std::vector<Done>&
   if (op.rq.number == SYS_write) return rw_done(*op.reg, op.rq, res, out);
   out.push_back({op.reg, op.rq.id, res});
 }
+void Engine::direct_cqe(std::uint32_t idx, std::int32_t res) {
+  Uring& u = *uring_;
+  const Uring::Op& op = u.ops[idx];
+  const std::uint64_t id = op.rq.id;
+  const std::uint32_t n = op.rq.number;
+  const std::int64_t fd = op.rq.args[0], len = op.rq.args[2];
+  const bool nowait = op.nowait;
+  u.free_ops.push_back(idx);  // `op` is not looked at again
+  if (nowait && (res == -EAGAIN || res == -EOPNOTSUPP)) [[unlikely]] {
+    direct_.push_back({id, 0, 0, true});  // the ring path classifies it (pool, plain call, io_uring)
+    return;
+  }
+  if (n == SYS_write && res > 0 && res < len) [[unlikely]] {
+    // As rw_done: a blocking write on a pipe or socket moves every byte; the rest the ring way.
+    const int blocks = fd_may_block(fd);
+    if (blocks > 0) {
+      direct_.push_back({id, 0, res, true});
+      return;
+    }
+  }
+  direct_.push_back({id, res, 0, false});
+}
 #else
 bool Engine::uring_prep(Reg*, const abi::SyscallRequest&, bool) { return false; }
+void Engine::direct_cqe(std::uint32_t, std::int32_t) {}
 void Engine::submit_sq() {}
 void Engine::submit(std::vector<Done>&) {}
 void Engine::reap(std::vector<Done>&) {}

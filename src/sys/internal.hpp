@@ -13,6 +13,12 @@
 //    completion: taken - (caller's completion head) <= capacity. So neither ring overflows.
 //  * Pool jobs hold a shared_ptr<Reg>; io_uring operations and batches hold raw pointers, which
 //    the deregistration wait (every taken request published) keeps valid.
+//  * Direct calls (local placement, io_uring backend: Engine::execute_direct) never pass through
+//    the rings and are never `taken`: they live in the caller's call table and its engine only,
+//    and complete from their CQE (Engine::direct_done). One that needs the slow path (RWF_NOWAIT
+//    said "would block", a short write on a pipe) is demoted: the caller writes it into its
+//    request ring, and from then on it is an ordinary request. Deregistration and shutdown wait
+//    for the engine's outstanding operations as well as for the taken requests.
 // Who may call: the executor's threads (cores, pool workers) and registered callers, each as
 //  described at the function. What blocks: BlockingPool::shutdown (joins); nothing else.
 #pragma once
@@ -247,7 +253,22 @@ class Engine {
   void submit(std::vector<Done>& out);
   // Reaps ready CQEs without entering the kernel.
   void reap(std::vector<Done>& out);
-  unsigned outstanding() const noexcept;
+  unsigned outstanding() const noexcept;  // operations queued or submitted, not yet reaped
+  unsigned unsubmitted() const noexcept;  // SQEs queued since the last submit()
+
+  // Local placement with the io_uring backend: a call taken straight from the caller's awaiter,
+  // with no request ring and no completion ring in between (`rq.id` set, well-formed). True if it
+  // became an SQE: the io_uring calls (see uring_prep) that `allow` admits. Its outcome comes back
+  // through direct_done() when submit()/reap() see its CQE, never through `out`.
+  bool execute_direct(const abi::SyscallRequest& rq, const AllowList& allow);
+  struct DirectDone {
+    std::uint64_t id;
+    std::int64_t result;   // the call's result (demote == false)
+    std::int64_t partial;  // demote: bytes a write already moved (0 for everything else)
+    bool demote;           // RWF_NOWAIT said "would block", or a short write on a pipe or socket:
+                           // the caller sends the call (its remainder) the ring way
+  };
+  std::vector<DirectDone>& direct_done() noexcept { return direct_; }
 
   struct Uring;
 
@@ -269,8 +290,11 @@ class Engine {
   void handle_cqe(std::uint64_t data, std::int32_t res, std::vector<Done>& out);
   void ensure_uring();
 
+  void direct_cqe(std::uint32_t idx, std::int32_t res);
+
   ExecState& st_;
   StatCounters& stats_;
+  std::vector<DirectDone> direct_;
   bool want_uring_;
   std::unique_ptr<Uring> uring_;
   bool uring_tried_ = false;

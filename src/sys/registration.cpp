@@ -52,6 +52,8 @@ struct Registration::Impl {
   Runtime::TimerNode reap_timer;  // own io_uring work out while the runtime sleeps
   std::int64_t reap_nap = 10'000;
   std::unique_ptr<detail::Engine> engine;  // shared, local: this thread executes too
+  bool direct = false;        // local + io_uring: io_uring calls go straight to the engine
+  Counter direct_calls;       // direct calls queued (counted into executor_stats() as requests)
   unsigned share = 1;
   detail::StatCounters own;
   std::vector<abi::SyscallRequest> batch;
@@ -68,6 +70,8 @@ struct Registration::Impl {
 
   bool executes_here() const noexcept { return engine != nullptr; }
   bool queued() const noexcept { return shared_has_data(reg->rq_view); }
+  // Local placement: work this thread owes itself (queued requests, direct SQEs not yet submitted).
+  bool work_here() const noexcept { return queued() || (direct && engine->unsubmitted() != 0); }
 
   // ---- completion side ----
 
@@ -128,6 +132,7 @@ struct Registration::Impl {
         for (std::size_t off = 0; off < sizeof(OpNode); off += uipc::abi::kCacheLine) __builtin_prefetch(p + off, 1, 3);
         ops[k] = op;
         res[k] = c.result;
+        if (op->demoted) [[unlikely]] res[k] = with_partial(op->partial, c.result);
         ++k;
       }
       for (unsigned i = 0; i < k; ++i) finish(ops[i], res[i]);
@@ -138,6 +143,61 @@ struct Registration::Impl {
       after_free();
     }
     return n;
+  }
+
+  // A write that moved `partial` bytes before its rest went on: as a blocking write, the total,
+  // or the bytes moved when the rest failed (or was cancelled).
+  static std::int64_t with_partial(std::int64_t partial, std::int64_t r) noexcept {
+    return r >= 0 ? partial + r : partial;
+  }
+
+  // The outcomes of direct calls the engine reaped: completions, and calls to send the ring way.
+  // `ending`: the ring is not served any more (closed: ECANCELED; shut down: ESHUTDOWN), so a
+  // call to demote completes now.
+  unsigned settle_direct(int ending = 0) noexcept {
+    if (!direct) return 0;
+    auto& dd = engine->direct_done();  // nothing below adds to it: only reaping CQEs does
+    if (dd.empty()) return 0;
+    unsigned freed = 0;
+    for (const detail::Engine::DirectDone& d : dd) {
+      const std::uint32_t idx = abi::id_index(d.id);
+      if (idx >= slots.size() || slots[idx].op == nullptr || slots[idx].gen != abi::id_generation(d.id)) [[unlikely]] {
+        unmatched.add();
+        last_unmatched = {d.id, d.result};
+        continue;
+      }
+      Slot& s = slots[idx];
+      OpNode* op = s.op;
+      if (d.demote && ending == 0 && demote(op, d.partial)) continue;
+      s.op = nullptr;
+      if (++s.gen == 0) s.gen = 1;
+      free.push_back(idx);
+      --in_flight;
+      ++freed;
+      finish(op, d.demote ? (d.partial > 0 ? d.partial : -(ending != 0 ? ending : EAGAIN)) : d.result);
+    }
+    dd.clear();
+    if (freed != 0 && ending == 0) after_free();
+    return freed;
+  }
+
+  // A direct call that needs the slow path becomes an ordinary request (its unwritten rest, for
+  // a short write). The request ring has room: it holds a request and a cancellation for every
+  // call in flight, and this call has no request in it. False if it is corrupt all the same.
+  bool demote(OpNode* op, std::int64_t partial) noexcept {
+    abi::SyscallRequest* e = rq.claim();
+    if (e == nullptr) [[unlikely]] return false;
+    *e = op->rq;
+    e->flags = 0;
+    if (partial > 0) {
+      e->args[1] += partial;
+      e->args[2] -= partial;
+      op->partial = partial;
+      op->demoted = true;
+    }
+    rq.publish();
+    rt.defer(flush);
+    return true;
   }
 
   // Slots or ring space came back: pending cancellations first, then waiting calls.
@@ -198,6 +258,25 @@ struct Registration::Impl {
   // Writes the request; false (and the call back at the head of the queue) if the ring is full.
   bool start(OpNode* op) noexcept {
     const std::uint32_t idx = free.back();
+    if (direct && !closed && !resolved) {
+      // Local placement, io_uring: the call becomes an SQE here; run_here submits the batch.
+      const std::uint64_t id = abi::make_id(idx, slots[idx].gen);
+      op->rq.id = id;
+      if (engine->execute_direct(op->rq, reg->allow)) {
+        free.pop_back();
+        slots[idx].op = op;
+        op->index = idx;
+        op->state = OpNode::State::submitted;
+        ++in_flight;
+        direct_calls.add();
+        submitted.add();
+        rt.defer(flush);
+        if (!poller.linked) rt.park(poller);
+        if (wake == WakeMode::tick && !tick_timer.armed)
+          rt.arm_timer(tick_timer, Runtime::now_ns() + static_cast<std::uint64_t>(st->opts.tick_ns));
+        return true;
+      }
+    }
     abi::SyscallRequest* e = rq.claim();
     if (e == nullptr) [[unlikely]] {  // only lingering cancellations can fill the request ring
       push_wait(op, true);
@@ -361,12 +440,13 @@ struct Registration::Impl {
     detail::serve(*st, *reg, *engine, st->opts.max_batch, share_of, own, rt.counters(), batch, out,
                   detail::Claimant::caller);
     engine->submit(uout);  // one io_uring_enter for the batch
-    detail::publish_all(uout, own, rt.counters(), detail::Signal::none);
+    if (!uout.empty()) detail::publish_all(uout, own, rt.counters(), detail::Signal::none);
+    const unsigned settled = settle_direct();
     if (engine->outstanding() != 0 && !reap_timer.armed) {
       reap_nap = 10'000;
       rt.arm_timer(reap_timer, Runtime::now_ns() + static_cast<std::uint64_t>(reap_nap));
     }
-    return drain();
+    return settled + drain();
   }
 
   static void on_reap_timer(void* p) {
@@ -374,6 +454,7 @@ struct Registration::Impl {
     if (!im->engine || im->closed) return;
     im->engine->reap(im->uout);
     detail::publish_all(im->uout, im->own, im->rt.counters(), detail::Signal::none);
+    im->settle_direct();
     im->drain();
     if (im->engine->outstanding() != 0) {
       im->reap_nap = std::min<std::int64_t>(im->reap_nap * 2, im->st->opts.tick_ns);
@@ -395,9 +476,10 @@ struct Registration::Impl {
       if (engine->outstanding() != 0) {
         engine->reap(uout);
         detail::publish_all(uout, own, rt.counters(), detail::Signal::none);
+        n += settle_direct();
         n += drain();
       }
-      if ((placement == Placement::shared || (placement == Placement::local && wake == WakeMode::hybrid)) && queued())
+      if (placement == Placement::shared ? queued() : placement == Placement::local && wake == WakeMode::hybrid && work_here())
         n += run_here(share);
     }
     if (reg->gone.load(std::memory_order_relaxed)) on_gone();
@@ -406,7 +488,7 @@ struct Registration::Impl {
 
   bool arm() noexcept {
     // Local placement (hybrid, irq): queued calls are ours to run; never sleep on them.
-    if (placement == Placement::local && wake != WakeMode::tick && queued()) return false;
+    if (placement == Placement::local && wake != WakeMode::tick && work_here()) return false;
     if (engine && engine->outstanding() != 0 && !reap_timer.armed)
       rt.arm_timer(reap_timer, Runtime::now_ns() + static_cast<std::uint64_t>(reap_nap));
     return cq.arm_data_wait();
@@ -427,8 +509,9 @@ struct Registration::Impl {
     // acquire: pairs with the release store in shutdown_state: its completions are visible.
     if (!reg->final_done.load(std::memory_order_acquire)) return;  // it raises us when it is
     while (engine && engine->outstanding() != 0) {
-      engine->reap(uout);
+      engine->submit(uout);  // direct SQEs not submitted yet go now: they complete like the rest
       detail::publish_all(uout, own, rt.counters(), detail::Signal::none);
+      settle_direct(ESHUTDOWN);
       if (engine->outstanding() != 0) std::this_thread::yield();
     }
     drain();
@@ -479,12 +562,15 @@ struct Registration::Impl {
     // a job that reached the pool after that is cancelled on the next round).
     for (unsigned round = 0;; ++round) {
       if (engine) {
-        engine->reap(uout);
+        engine->submit(uout);  // direct SQEs not submitted yet go now (the kernel may use their memory)
         detail::publish_all(uout, own, touch_runtime ? rt.counters() : own_nc, detail::Signal::none);
+        if (touch_runtime) settle_direct(ECANCELED);
+        else engine->direct_done().clear();  // the runtime and the calls' frames may be gone
       }
       // acquire: pairs with the publisher's release store of the completion tail.
       const std::uint32_t tail = r.cq_view.indices->prod.tail.load(std::memory_order_acquire);
-      if (tail == r.taken || r.broken.load(std::memory_order_relaxed)) break;
+      const bool engine_idle = !engine || engine->outstanding() == 0;
+      if ((tail == r.taken || r.broken.load(std::memory_order_relaxed)) && engine_idle) break;
       if (round % 32 == 31) st->pool->cancel_all(r, ECANCELED);
       if (round < 16) std::this_thread::yield();
       else {
@@ -579,7 +665,13 @@ RegistrationStats Registration::stats() const noexcept {
           impl_->unmatched.get()};
 }
 
-ExecStats Registration::executor_stats() const noexcept { return impl_->reg->stats.load(); }
+ExecStats Registration::executor_stats() const noexcept {
+  ExecStats s = impl_->reg->stats.load();
+  const std::uint64_t d = impl_->direct_calls.get();  // the direct path: taken by no claimant
+  s.requests += d;
+  s.uring_ops += d;
+  return s;
+}
 
 ExecStats Registration::caller_stats() const noexcept { return impl_->own.snapshot(); }
 
@@ -652,6 +744,7 @@ Result<std::unique_ptr<Registration>> configure_async_syscall(Runtime& rt, Execu
   if (impl->placement != Placement::affine) {
     impl->engine = std::make_unique<detail::Engine>(*st, impl->own, st->backend == Backend::io_uring);
     impl->share = impl->placement == Placement::shared ? static_cast<unsigned>(st->cores.size()) + 1 : 1;
+    impl->direct = impl->placement == Placement::local && st->backend == Backend::io_uring;
   }
   Registration::Impl* ip = impl.get();
   impl->poller.ctx = ip;

@@ -152,3 +152,15 @@ TEST(SysStress, MillionMixedCallsAffineIrqDirect) {
   o.cores = 2;
   run_stress(o);
 }
+
+// Local placement with io_uring: the callers' preads and writes go straight from the awaiter to
+// their own io_uring (the direct path), pipe round trips and blocked reads are demoted to the
+// ring way; every call still completes exactly once with the right result.
+TEST(SysStress, MillionMixedCallsLocalIrqUringDirectPath) {
+  if (!Executor::io_uring_available()) GTEST_SKIP() << "io_uring unavailable here";
+  ExecutorOptions o;
+  o.placement = Placement::local;
+  o.wake = WakeMode::irq;
+  o.backend = Backend::io_uring;
+  run_stress(o);
+}

@@ -10,6 +10,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -229,6 +230,114 @@ TEST_P(Conformance, BlockedReadTimesOutAndConsumesNothing) {
   }());
   ::close(p[0]);
   ::close(p[1]);
+}
+
+// A write to a pipe larger than the pipe holds: the first attempt moves part of it (RWF_NOWAIT),
+// the rest continues where it may wait (local placement with io_uring: a direct call demoted to
+// the ring way with the bytes it moved), and the caller sees one result with every byte.
+TEST_P(Conformance, APipeWriteLargerThanThePipeMovesEveryByte) {
+  int p[2];
+  ASSERT_EQ(::pipe(p), 0);
+  const std::size_t size = 256 * 1024 / static_cast<std::size_t>(kScale);
+  std::vector<char> out(size), in(size);
+  for (std::size_t i = 0; i < size; ++i) out[i] = static_cast<char>(i * 7 + i / 251);
+  std::size_t got = 0;
+  bool write_ok = false;
+  auto writer = [&]() -> Task<void> {
+    auto w = co_await sys::write(p[1], cbytes(out.data(), size));
+    EXPECT_TRUE(w) << w.error().message();
+    write_ok = w && w.value() == size;
+  };
+  auto reader = [&]() -> Task<void> {
+    while (got < size) {
+      auto r = co_await sys::read(p[0], bytes(in.data() + got, std::min<std::size_t>(size - got, 10000)));
+      EXPECT_TRUE(r && r.value() > 0) << (r ? "end of file" : r.error().message());
+      if (!r || r.value() == 0) co_return;
+      got += r.value();
+    }
+  };
+  rt_.spawn(writer());
+  rt_.spawn(reader());
+  rt_.run();
+  EXPECT_TRUE(write_ok);
+  EXPECT_EQ(got, size);
+  EXPECT_EQ(std::memcmp(in.data(), out.data(), size), 0);
+  EXPECT_EQ(reg_->in_flight(), 0u);
+  ::close(p[0]);
+  ::close(p[1]);
+}
+
+// Deregistration in the same batch as the submissions (local placement with io_uring: direct
+// calls still unsubmitted): each call completes exactly once, with its result or
+// operation_canceled, and a successful read has the file's bytes.
+TEST_P(Conformance, CloseRightAfterSubmittingCompletesEachCallOnce) {
+  TempFile f(64 * 1024);
+  constexpr int kCalls = 32;
+  int done = 0, ok = 0, cancelled = 0, wrong = 0;
+  auto one = [&](int i) -> Task<void> {
+    char buf[128];
+    const off_t off = i * 1000;
+    auto r = co_await sys::pread(f.fd, bytes(buf, sizeof buf), off);
+    ++done;
+    if (r) {
+      bool good = r.value() == sizeof buf;
+      for (std::size_t k = 0; good && k < sizeof buf; ++k) good = buf[k] == static_cast<char>('a' + (off + k) % 26);
+      (good ? ok : wrong)++;
+    } else if (r.error() == std::errc::operation_canceled) {
+      ++cancelled;
+    } else {
+      ++wrong;
+    }
+  };
+  auto closer = [&]() -> Task<void> {
+    for (int i = 0; i < kCalls; ++i) rt_.spawn(one(i));
+    co_await rt_.yield();  // the calls run up to their co_await (the batch is not over yet)
+    EXPECT_EQ(reg_->in_flight(), static_cast<std::uint32_t>(kCalls));
+    reg_->close();
+  };
+  rt_.spawn(closer());
+  rt_.run();
+  EXPECT_EQ(done, kCalls);
+  EXPECT_EQ(ok + cancelled, kCalls);
+  EXPECT_EQ(wrong, 0);
+  EXPECT_EQ(reg_->in_flight(), 0u);
+  EXPECT_EQ(reg_->stats().completed, static_cast<std::uint64_t>(kCalls));
+  EXPECT_EQ(reg_->stats().unmatched, 0u);
+}
+
+// Shutdown while file calls are in flight: every call completes exactly once, with its result or
+// ESHUTDOWN; each loop ends on ESHUTDOWN.
+TEST_P(Conformance, ShutDownWithFileCallsInFlight) {
+  TempFile f(64 * 1024);
+  int done = 0, ok = 0, shut = 0, wrong = 0;
+  auto looper = [&](int w) -> Task<void> {
+    char buf[64];
+    for (int i = 0;; ++i) {
+      const off_t off = ((w * 131 + i * 17) % 1000) * 64;
+      auto r = co_await sys::pread(f.fd, bytes(buf, sizeof buf), off);
+      ++done;
+      if (!r) {
+        (r.error().value() == ESHUTDOWN ? shut : wrong)++;
+        co_return;
+      }
+      bool good = r.value() == sizeof buf;
+      for (std::size_t k = 0; good && k < sizeof buf; ++k) good = buf[k] == static_cast<char>('a' + (off + k) % 26);
+      (good ? ok : wrong)++;
+    }
+  };
+  auto stopper = [&]() -> Task<void> {
+    co_await rt_.sleep_for(3'000'000);
+    ex_->shutdown();
+  };
+  for (int w = 0; w < 16; ++w) rt_.spawn(looper(w));
+  rt_.spawn(stopper());
+  rt_.run();
+  EXPECT_EQ(wrong, 0);
+  EXPECT_EQ(shut, 16);
+  EXPECT_EQ(done, ok + shut);
+  EXPECT_EQ(reg_->in_flight(), 0u);
+  EXPECT_EQ(reg_->stats().completed, static_cast<std::uint64_t>(done));
+  EXPECT_EQ(reg_->stats().unmatched, 0u);
 }
 
 TEST_P(Conformance, RightsAndMalformedRequests) {

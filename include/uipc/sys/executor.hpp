@@ -24,7 +24,10 @@
 //              claimants split what is queued between them;
 //      local   no kernel core: the caller's runtime executes its queued calls in one batch when
 //              it would otherwise idle (irq: a deferred callback at the end of the batch; hybrid:
-//              its poller; tick: a runtime timer every tick_ns).
+//              its poller; tick: a runtime timer every tick_ns). With the io_uring backend the
+//              calls io_uring runs skip the rings: the awaiter queues its SQE on the caller's own
+//              ring and the CQE completes it (the same batch points submit them); a call that
+//              would block goes on the ring way (docs/syscalls.md).
 //  * Backends (how a call is executed):
 //      direct    syscall(2) on the executing thread. Calls that may block (read/write/recv/send on
 //                pipes, sockets and terminals, sleeps, polls, waits, fsync, accept, connect ...)

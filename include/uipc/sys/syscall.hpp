@@ -62,7 +62,9 @@ struct CallOptions {
 };
 
 struct RegistrationStats {
-  std::uint64_t submitted = 0;       // requests written to the buffer (cancellations excluded)
+  std::uint64_t submitted = 0;       // calls handed on: written to the buffer or (local placement,
+                                     // io_uring backend) queued on this thread's io_uring directly;
+                                     // cancellations excluded
   std::uint64_t completed = 0;       // calls completed (immediate failures included)
   std::uint64_t slot_waits = 0;      // calls that waited for a free slot
   std::uint64_t cancels_sent = 0;    // cancellations written to the buffer
@@ -83,6 +85,7 @@ struct OpNode {
   State state;
   bool cancel_pending;  // a cancellation waits for request-ring space
   bool timed;           // `timer` was armed for this call (only then is it looked at)
+  bool demoted;         // a direct call sent on the ring way after moving `partial` bytes
   std::uint32_t index;
   abi::SyscallRequest rq;
   std::int64_t result;
@@ -93,6 +96,7 @@ struct OpNode {
   OpNode* tok_prev;   // CancelToken list
   OpNode* tok_next;
   int cancel_reason;
+  std::int64_t partial;  // only when `demoted`
   // The timeout's timer node, constructed only for calls with a timeout (`timed`): a call
   // without one never touches these bytes.
   alignas(Runtime::TimerNode) unsigned char timer_storage[sizeof(Runtime::TimerNode)];
@@ -152,6 +156,7 @@ inline SyscallAwaiter::SyscallAwaiter(Registration* reg, long number, const std:
   op_.state = detail::OpNode::State::idle;
   op_.cancel_pending = false;
   op_.timed = false;
+  op_.demoted = false;
   if (reg == nullptr) [[unlikely]] {
     op_.result = -ENOTCONN;
     op_.state = detail::OpNode::State::done;
