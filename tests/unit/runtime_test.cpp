@@ -73,12 +73,16 @@ TEST(Runtime, SleepForWaitsAtLeastItsTime) {
 TEST(Runtime, TimersFireInDeadlineOrder) {
   Runtime rt;
   std::vector<int> order;
-  // 10 ms apart: each coroutine arms its timer when it first runs, and under a sanitizer (with a
-  // shuffled ready queue) those starts may lie a few ms apart.
-  for (int i : {3, 1, 2}) rt.spawn([](Runtime& r, std::vector<int>& o, int k) -> Task<void> {
-    co_await r.sleep_for(k * 10'000'000);
+  // Deadlines 10 ms apart from one base time: each coroutine arms its timer when it first runs,
+  // and on a crowded machine (or under a sanitizer, with a shuffled ready queue) those starts may
+  // lie many ms apart, so each sleeps only what is left until its own deadline.
+  const std::uint64_t base = Runtime::now_ns();
+  for (int i : {3, 1, 2}) rt.spawn([](Runtime& r, std::vector<int>& o, int k, std::uint64_t b) -> Task<void> {
+    const std::uint64_t deadline = b + static_cast<std::uint64_t>(k) * 10'000'000;
+    const std::uint64_t now = Runtime::now_ns();
+    co_await r.sleep_for(deadline > now ? static_cast<std::int64_t>(deadline - now) : 0);
     o.push_back(k);
-  }(rt, order, i));
+  }(rt, order, i, base));
   rt.run();
   EXPECT_EQ(order, (std::vector<int>{1, 2, 3}));
 }
@@ -97,7 +101,12 @@ TEST(Runtime, InterruptFromAnotherThreadWakesASleepingRuntime) {
     f = true;
   }(wl, woke));
   std::thread sender([&] {
-    while (rt.notification().word()->state.load() != static_cast<std::uint32_t>(uipc::abi::ReceiverState::sleeping))
+    // Usually the runtime is seen asleep at once; on a crowded machine the look may keep
+    // missing it (the backstop wakes it every 50 ms), so after a second send anyway: the test
+    // then still checks the wake-up, and never hangs.
+    const std::uint64_t give_up = Runtime::now_ns() + 1'000'000'000;
+    while (rt.notification().word()->state.load() != static_cast<std::uint32_t>(uipc::abi::ReceiverState::sleeping) &&
+           Runtime::now_ns() < give_up)
       std::this_thread::yield();
     Counters c;
     rt.notification().mint(*slot).send(c);
