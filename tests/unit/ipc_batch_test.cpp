@@ -37,15 +37,19 @@ struct Batch {
   }
 };
 
+ChannelOptions sized(std::uint32_t capacity, std::uint32_t max_inflight) {
+  ChannelOptions o;
+  o.capacity = capacity;
+  o.max_inflight = max_inflight;
+  return o;
+}
+
 }  // namespace
 
 TEST(IpcBatch, EveryCallGetsItsOwnReplyAndTheCallerResumesOnce) {
   ServerThread st(echo());
   Runtime rt;
-  ChannelOptions o;
-  o.capacity = 256;
-  o.max_inflight = 256;
-  auto client = std::move(st.server.connect(rt, o).value());
+  auto client = std::move(st.server.connect(rt, sized(256, 256)).value());
   for (int round = 0; round < 20; ++round) {
     Batch b(200, static_cast<std::uint64_t>(round) << 32);
     const std::uint64_t switches0 = rt.counters().switches.get();
@@ -62,10 +66,7 @@ TEST(IpcBatch, EveryCallGetsItsOwnReplyAndTheCallerResumesOnce) {
 TEST(IpcBatch, ABatchLargerThanTheRingAndTheOpTableWaitsForRoom) {
   ServerThread st(echo());
   Runtime rt;
-  ChannelOptions o;
-  o.capacity = 8;
-  o.max_inflight = 16;
-  auto client = std::move(st.server.connect(rt, o).value());
+  auto client = std::move(st.server.connect(rt, sized(8, 16)).value());
   Batch b(1000, 1u << 20);
   EXPECT_EQ(rt.block_on(client->call_many(b.calls)), b.calls.size());
   EXPECT_EQ(b.echoed(), b.calls.size());
@@ -75,10 +76,7 @@ TEST(IpcBatch, ABatchLargerThanTheRingAndTheOpTableWaitsForRoom) {
 TEST(IpcBatch, BatchesAndSingleCallsShareAChannel) {
   ServerThread st(echo());
   Runtime rt;
-  ChannelOptions o;
-  o.capacity = 4;
-  o.max_inflight = 8;
-  auto client = std::move(st.server.connect(rt, o).value());
+  auto client = std::move(st.server.connect(rt, sized(4, 8)).value());
   int singles = 0;
   std::size_t batched = 0;
   for (int lane = 0; lane < 4; ++lane) {
