@@ -59,6 +59,7 @@ Client::Client(Runtime& rt, ChannelEnd end)
 }
 
 Client::~Client() {
+  *alive_ = false;  // callers woken below (waiting for room) resume after we are gone
   if (death_watch_ != 0) peer_watch::cancel(death_watch_);
   close();
   rt_.cancel_deferred(flush_);
@@ -182,16 +183,21 @@ void Client::on_timeout(void* p) {
 }
 
 Task<Result<abi::EntryHeader*>> Client::reserve_slow() {
+  // Every wait below may end in the destructor (close() wakes every waiter): after each, look
+  // at `alive`, which outlives the Client, before touching anything of it.
+  const std::shared_ptr<const bool> alive = alive_;
   for (;;) {
     if (closed_) co_return error_;
     if (free_ops_.empty()) {
       co_await op_waiters_.wait();
+      if (!*alive) co_return std::errc::operation_canceled;
       continue;
     }
     // Queue behind callers already waiting for space: they share one space_waiter flag, and a
     // newcomer's arm/disarm must not clear it under them (a lost wake-up).
     if (!space_waiters_.empty()) {
       co_await space_waiters_.wait();
+      if (!*alive) co_return std::errc::operation_canceled;
       continue;
     }
     if (abi::EntryHeader* e = req_.claim()) co_return e;
@@ -200,7 +206,10 @@ Task<Result<abi::EntryHeader*>> Client::reserve_slow() {
       co_return error_;
     }
     rt_.counters().ring_full_waits.add();
-    if (req_.arm_space_wait()) co_await space_waiters_.wait();
+    if (req_.arm_space_wait()) {
+      co_await space_waiters_.wait();
+      if (!*alive) co_return std::errc::operation_canceled;
+    }
   }
 }
 
@@ -276,8 +285,10 @@ void Client::on_batch_timeout(void* p) {
 Task<std::size_t> Client::call_many(std::span<BatchCall> calls, std::int64_t timeout_ns) {
   Batch b;
   b.owner = this;
+  const std::shared_ptr<const bool> alive = alive_;
   if (timeout_ns >= 0) b.ops.reserve(calls.size());
-  for (BatchCall& c : calls) {
+  for (std::size_t i = 0; i < calls.size(); ++i) {
+    BatchCall& c = calls[i];
     if (c.request.size() > end_.layout.max_payload) {
       c.result = std::errc::message_size;
       continue;
@@ -287,6 +298,10 @@ Task<std::size_t> Client::call_many(std::span<BatchCall> calls, std::int64_t tim
       // Waiting for room: what is already published goes out at once (the deferred flush runs
       // while we are suspended), and the replies that free room are drained meanwhile.
       auto r = co_await reserve_slow();
+      if (!*alive) {  // destroyed meanwhile: the calls sent are completed; touch nothing more
+        for (std::size_t j = i; j < calls.size(); ++j) calls[j].result = std::errc::operation_canceled;
+        co_return b.ok;
+      }
       if (!r) {
         c.result = r.error();
         continue;

@@ -255,3 +255,39 @@ TEST(IpcBatch, DestroyingTheClientCompletesPendingCallsAndBatchesWhichResumeSafe
   server.stop();
   t.join();
 }
+
+TEST(IpcBatch, DestroyingTheClientCompletesCallersStillWaitingForRoom) {
+  // Two ops: the batch sends two calls and waits for room for the rest, and a single call
+  // waits for an op too, when the Client is destroyed. Every caller resumes after it is gone.
+  Runtime srt;
+  Server server(srt, [&](std::span<const std::byte> req, std::span<std::byte> reply) -> Task<Result<std::size_t>> {
+    co_await srt.sleep_for(50'000'000);
+    std::memcpy(reply.data(), req.data(), req.size());
+    co_return req.size();
+  });
+  std::thread t([&] { srt.block_on(server.serve()); });
+  Runtime rt;
+  auto client = std::move(server.connect(rt, sized(4, 2)).value());
+  Batch b(5, 0);
+  std::size_t batch_ok = 99;
+  std::optional<Result<std::size_t>> single;
+  std::byte out[16];
+  rt.spawn([](Client& c, Batch& bb, std::size_t& ok) -> Task<void> { ok = co_await c.call_many(bb.calls); }(*client, b, batch_ok));
+  rt.spawn([](Client& c, std::span<std::byte> o, std::optional<Result<std::size_t>>& r) -> Task<void> {
+    r = co_await c.call(bytes("one"), o);
+  }(*client, out, single));
+  rt.spawn([](Runtime& r, std::unique_ptr<Client>& c) -> Task<void> {
+    co_await r.sleep_for(2'000'000);
+    c.reset();
+  }(rt, client));
+  rt.run();
+  EXPECT_EQ(batch_ok, 0u);
+  for (const auto& c : b.calls) {
+    ASSERT_FALSE(c.result);
+    EXPECT_EQ(c.result.error(), std::errc::operation_canceled);
+  }
+  ASSERT_TRUE(single && !*single);
+  EXPECT_EQ(single->error(), std::errc::operation_canceled);
+  server.stop();
+  t.join();
+}

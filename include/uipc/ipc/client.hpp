@@ -130,6 +130,9 @@ class Client {
   std::uint32_t in_flight_ = 0;       // ops not free: waiting, or abandoned and awaiting a late reply
   std::uint32_t awaiting_reply_ = 0;  // requests published whose reply has not been read
   std::uint64_t death_watch_ = 0;  // peer_watch token, 0 when the server is in this process
+  // False once the destructor has run; shared with callers that wait for room (reserve_slow,
+  // call_many) so that, resumed after the Client is gone, they know not to touch it.
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   Poller poller_;   // parked while replies are awaited
   Deferred flush_;  // request-ring flush and response-ring release, at the end of the batch
   bool req_dirty_ = false;  // requests published since the last flush
