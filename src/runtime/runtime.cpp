@@ -401,7 +401,7 @@ void Runtime::idle() {
           // it without the two kernel entries. Without this the window, once at its floor,
           // could never grow back for a peer that answers in a few microseconds: every such
           // reply would find us asleep and no spin would ever find work.
-          if (now_ns() - asleep < static_cast<std::uint64_t>(kShortSleepNs)) {
+          if (now_ns() - asleep < static_cast<std::uint64_t>(std::max<std::int64_t>(opts_.short_sleep_ns, 0))) {
             counters_.short_sleeps.add();
             if (opts_.adaptive_spin) spin_window_ = std::min(opts_.spin_ns, std::max(spin_window_ * 2, kMinSpinNs));
           }

@@ -38,7 +38,7 @@ struct Counters {
   Counter ring_full_waits;  // times a producer waited for ring space
   Counter interrupts;       // pending words taken with at least one bit set
   Counter backstops;        // sleeps that ended by the backstop timeout and polled every ring
-  Counter short_sleeps;     // sleeps that a send ended within Runtime::kShortSleepNs (the spin
+  Counter short_sleeps;     // sleeps that a send ended within RuntimeOptions::short_sleep_ns (the spin
                             // window was too short: adaptive_spin doubles it)
 
   CounterSnapshot snapshot() const noexcept {

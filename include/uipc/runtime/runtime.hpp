@@ -12,7 +12,7 @@
 //    halves after each spin that found nothing and doubles after one that found work (between
 //    kMinSpinNs and spin_ns), so a runtime whose peer is not running (more threads than CPUs)
 //    soon stops spinning away the peer's CPU time; a sleep that a send ends within
-//    kShortSleepNs doubles it too, so a peer that answers in a few microseconds wins the spin
+//    short_sleep_ns doubles it too, so a peer that answers in a few microseconds wins the spin
 //    back. A sleeping runtime costs no CPU and is woken
 //    by any send (DESIGN §1: the note's caveat does not apply).
 //  * Timers fire no earlier than their deadline.
@@ -55,6 +55,9 @@ struct RuntimeOptions {
   // The window adapts between kMinSpinNs and spin_ns: halved by a spin that found nothing,
   // doubled by one that found work. false: always spin_ns.
   bool adaptive_spin = true;
+  // A sleep that a send ends sooner than this counts as short (Counters::short_sleeps): with
+  // adaptive_spin it doubles the spin window, as a spin that found work does. 0: never.
+  std::int64_t short_sleep_ns = 20'000;
   unsigned yields = 0;            // sched_yield calls after the spin window, before sleeping
   bool sleep = true;              // false: never sleep (spin/yield forever), like ReL4's runtime
   // Up to this many parked pollers are polled while the runtime is busy or spinning and armed
@@ -200,9 +203,6 @@ class Runtime {
   // The spin window the next idle period will use (adaptive_spin), in ns.
   std::int64_t spin_window_ns() const noexcept { return spin_window_; }
   static constexpr std::int64_t kMinSpinNs = 1'000;
-  // A sleep that a send ends sooner than this counts as short (Counters::short_sleeps): with
-  // adaptive_spin it doubles the spin window, as a spin that found work does.
-  static constexpr std::int64_t kShortSleepNs = 20'000;
   Counters& counters() noexcept { return counters_; }
   std::size_t live_tasks() const noexcept { return live_tasks_; }
 
