@@ -341,6 +341,10 @@ bool Runtime::step() {
   return true;
 }
 
+void Runtime::grow_spin_window() noexcept {
+  if (opts_.adaptive_spin) spin_window_ = std::min(opts_.spin_ns, std::max(spin_window_ * 2, kMinSpinNs));
+}
+
 void Runtime::idle() {
   const bool poll = polling();
   // With too many pollers to poll, every one is armed now and only interrupts wake them.
@@ -358,7 +362,7 @@ void Runtime::idle() {
     for (;;) {
       if (notif_->peek() != 0 || (poll && pollers_ != nullptr && poll_all())) {
         counters_.spins.add(rounds);
-        if (opts_.adaptive_spin) spin_window_ = std::min(opts_.spin_ns, std::max(spin_window_ * 2, kMinSpinNs));
+        grow_spin_window();
         return;
       }
       cpu_relax();
@@ -403,7 +407,7 @@ void Runtime::idle() {
           // reply would find us asleep and no spin would ever find work.
           if (now_ns() - asleep < static_cast<std::uint64_t>(std::max<std::int64_t>(opts_.short_sleep_ns, 0))) {
             counters_.short_sleeps.add();
-            if (opts_.adaptive_spin) spin_window_ = std::min(opts_.spin_ns, std::max(spin_window_ * 2, kMinSpinNs));
+            grow_spin_window();
           }
         } else if (backstop) {
           sweep();

@@ -218,6 +218,7 @@ class Runtime {
   void dispatch_interrupts();
   std::int64_t fire_timers();  // fires due timers; returns ns to the next (-1: none)
   void idle();
+  void grow_spin_window() noexcept;  // adaptive_spin: double the window, up to spin_ns
   void run_deferred();
   void sweep();             // the backstop: every bound handler once, posted work, every poller
   bool poll_all();          // polls every parked poller; true if any found work
