@@ -1,5 +1,6 @@
 #include "uipc/detail/frame_pool.hpp"
 
+#include <cstdint>
 #include <new>
 
 namespace uipc::detail::frame_pool {
@@ -14,21 +15,35 @@ struct FreeBlock {
   FreeBlock* next;
 };
 
+// Trivially destructible, so reaching it costs no guard check on every call. The blocks are
+// given back at thread exit by a Cleanup, created the first time this thread keeps a block.
 struct Lists {
-  FreeBlock* head[kClasses] = {};
-  std::size_t count[kClasses] = {};
-  ~Lists() {
+  FreeBlock* head[kClasses];
+  std::uint32_t count[kClasses];
+  bool cleanup_registered;
+};
+
+constinit thread_local Lists lists{};
+
+struct Cleanup {
+  ~Cleanup() {
     for (std::size_t c = 0; c < kClasses; ++c) {
-      while (head[c] != nullptr) {
-        FreeBlock* b = head[c];
-        head[c] = b->next;
+      while (lists.head[c] != nullptr) {
+        FreeBlock* b = lists.head[c];
+        lists.head[c] = b->next;
         ::operator delete(b);
       }
+      lists.count[c] = 0;
     }
   }
 };
 
-thread_local Lists lists;
+// Out of line: once per thread, before its lists first keep a block.
+[[gnu::noinline]] void register_cleanup() {
+  static thread_local Cleanup cleanup;
+  (void)&cleanup;
+  lists.cleanup_registered = true;
+}
 
 std::size_t class_of(std::size_t n) { return (n + kGranule - 1) / kGranule - 1; }
 }  // namespace
@@ -57,6 +72,7 @@ void deallocate(void* p, std::size_t n) noexcept {
     return;
   }
   const std::size_t c = class_of(n);
+  if (!lists.cleanup_registered) [[unlikely]] register_cleanup();
   if (lists.count[c] >= kMaxCached) {
     ::operator delete(p);
     return;

@@ -37,7 +37,6 @@ ChannelLayout plan_layout(const ChannelOptions& o, std::uint32_t server_slot, st
   return l;
 }
 
-abi::ChannelHeader* header(const Region& r) { return static_cast<abi::ChannelHeader*>(r.data()); }
 
 Result<std::shared_ptr<Region>> create_channel_region(const ChannelOptions& o, std::uint32_t server_slot,
                                                       std::uint32_t client_slot) {

@@ -82,7 +82,7 @@ void Client::free_op(Op& op) noexcept {
   ++op.gen;
   --in_flight_;
   free_ops_.push_back(op.index);
-  op_waiters_.wake_one();
+  if (!op_waiters_.empty()) [[unlikely]] op_waiters_.wake_one();
 }
 
 void Client::finish_batch(Batch& b) noexcept {
@@ -238,25 +238,26 @@ Client::Op& Client::send(abi::EntryHeader* e, std::span<const std::byte> request
   return op;
 }
 
-Task<Result<std::size_t>> Client::call(std::span<const std::byte> request, std::span<std::byte> reply,
-                                       std::int64_t timeout_ns) {
-  if (request.size() > end_.layout.max_payload) co_return std::errc::message_size;
-  abi::EntryHeader* e = try_reserve();
-  if (e == nullptr) {
-    auto r = co_await reserve_slow();
-    if (!r) co_return r.error();
-    e = r.value();
-  }
-  Result<std::size_t> result{std::size_t{0}};
-  Op& op = send(e, request, reply, &result);
-  if (timeout_ns >= 0) {
+Client::Op& Client::start(abi::EntryHeader* e, Call& k) {
+  Op& op = send(e, k.request_, k.reply_, &k.result_);
+  if (k.timeout_ns_ >= 0) {
     op.timer.fire = &Client::on_timeout;
     op.timer.ctx = &op;
-    rt_.arm_timer(op.timer, Runtime::now_ns() + static_cast<std::uint64_t>(timeout_ns));
+    rt_.arm_timer(op.timer, Runtime::now_ns() + static_cast<std::uint64_t>(k.timeout_ns_));
   }
-  // Nothing completes an op between send() and here (replies, timeouts and closes all come
-  // from the runtime's loop), so the caller always suspends; from the resumption on it uses
-  // only `result`, never the op, which may already serve another call.
+  return op;
+}
+
+Task<void> Client::call_slow(Call& k) {
+  auto r = co_await reserve_slow();
+  if (!r) {  // closed, or (operation_canceled) the Client is gone: touch nothing of it
+    k.result_ = r.error();
+    co_return;
+  }
+  // Nothing completes an op between start() and the suspension below (replies, timeouts and
+  // closes all come from the runtime's loop). From the resumption on only k.result_ is used,
+  // never the op, which may already serve another call.
+  Op& op = start(r.value(), k);
   struct Awaiter {
     Op& op;
     bool await_ready() const noexcept { return false; }
@@ -264,7 +265,6 @@ Task<Result<std::size_t>> Client::call(std::span<const std::byte> request, std::
     void await_resume() const noexcept {}
   };
   co_await Awaiter{op};
-  co_return result;
 }
 
 void Client::on_batch_timeout(void* p) {

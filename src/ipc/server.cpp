@@ -262,7 +262,7 @@ namespace {
 // A reply entry's header from the handler's result: its length, or a status for an error (an
 // errno value; EIO for anything else) or a reply over the channel's limit (EMSGSIZE). Returns
 // the payload length to publish.
-std::uint32_t set_reply_header(abi::EntryHeader* e, std::uint64_t id, const Result<std::size_t>& r, std::uint32_t max) {
+inline std::uint32_t set_reply_header(abi::EntryHeader* e, std::uint64_t id, const Result<std::size_t>& r, std::uint32_t max) {
   e->id = id;
   e->len = 0;
   e->status = 0;

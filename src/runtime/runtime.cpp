@@ -127,18 +127,30 @@ void Runtime::run() {
   loop([this] { return live_tasks_ == 0; });
 }
 
-void Runtime::schedule(std::coroutine_handle<> h) {
-#ifdef UIPC_SHUFFLE_READY_QUEUE
-  // xorshift: put the new handle at a random position to expose ordering assumptions.
+void detail::ReadyQueue::grow() {
+  std::vector<std::coroutine_handle<>> bigger(slots_.empty() ? 64 : 2 * slots_.size());
+  const std::size_t n = size();
+  for (std::size_t i = 0; i < n; ++i) bigger[i] = slots_[(head_ + i) & (slots_.size() - 1)];
+  slots_.swap(bigger);
+  head_ = 0;
+  tail_ = n;
+}
+
+void detail::ReadyQueue::insert(std::size_t at, std::coroutine_handle<> h) {
+  push_back(h);
+  const std::size_t mask = slots_.size() - 1;
+  for (std::size_t i = tail_ - 1; i > head_ + at; --i) std::swap(slots_[i & mask], slots_[(i - 1) & mask]);
+}
+
+void Runtime::schedule_shuffled(std::coroutine_handle<> h) {
+  // Test builds: a random position instead of the back, so tests cannot depend on FIFO order.
   shuffle_state_ ^= shuffle_state_ << 13;
   shuffle_state_ ^= shuffle_state_ >> 7;
   shuffle_state_ ^= shuffle_state_ << 17;
   if (!ready_.empty() && (shuffle_state_ & 1)) {
-    const std::size_t at = shuffle_state_ % ready_.size();
-    ready_.insert(ready_.begin() + static_cast<std::ptrdiff_t>(at), h);
+    ready_.insert(shuffle_state_ % ready_.size(), h);
     return;
   }
-#endif
   ready_.push_back(h);
 }
 
@@ -154,8 +166,7 @@ void Runtime::arm_timer(TimerNode& n, std::uint64_t deadline_ns) {
   n.armed = true;
 }
 
-void Runtime::cancel_timer(TimerNode& n) noexcept {
-  if (!n.armed) return;
+void Runtime::erase_timer(TimerNode& n) noexcept {
   timers_.erase(n.it);
   n.armed = false;
 }
@@ -334,8 +345,7 @@ bool Runtime::step() {
     if (pollers_ != nullptr && polling()) poll_all();
     if (ready_.empty()) return false;
   }
-  std::coroutine_handle<> h = ready_.front();
-  ready_.pop_front();
+  std::coroutine_handle<> h = ready_.pop_front();
   counters_.switches.add();
   h.resume();
   return true;

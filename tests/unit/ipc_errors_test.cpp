@@ -1,6 +1,7 @@
 // Bad input on a channel: each case gets a clear error on that channel alone.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cstring>
 #include <thread>
 
@@ -118,15 +119,21 @@ TEST(IpcErrors, CallOnClosedChannel) {
 
 TEST(IpcErrors, ServerStopFailsPendingAndLaterCalls) {
   Runtime srt;
+  std::atomic<bool> started{false};
+  Server* srv = nullptr;
   Server server(srt, [&](std::span<const std::byte>, std::span<std::byte>) -> Task<Result<std::size_t>> {
-    co_await srt.sleep_for(20'000'000);  // still working when the server stops
+    started.store(true);
+    // Still working when the server stops: done only once the stop has closed the channel
+    // (stats are read on the server's thread, which runs this handler).
+    while (srv->stats().channels_closed == 0) co_await srt.sleep_for(1'000'000);
     co_return 0;
   });
+  srv = &server;
   std::thread t([&] { srt.block_on(server.serve()); });
   Runtime rt;
   auto client = std::move(server.connect(rt).value());
   std::thread stopper([&] {
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    while (!started.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
     server.stop();
   });
   auto r = rt.block_on(client->call(bytes("slow")));

@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cstring>
 #include <thread>
 
@@ -93,4 +94,54 @@ TEST(Ipc, InlineHandlerRepliesInPlaceAndFallsBackWhenTheRingIsFull) {
   server.stop();
   t.join();
   EXPECT_EQ(server.stats().requests, server.stats().replies);
+}
+
+TEST(Ipc, ACallSendsOnlyWhenAwaited) {
+  // Client::call returns an awaitable: making one writes nothing; awaiting it sends.
+  std::atomic<int> served{0};
+  ServerThread st([&served](std::span<const std::byte> req, std::span<std::byte> reply) -> Task<Result<std::size_t>> {
+    served.fetch_add(1);
+    std::memcpy(reply.data(), req.data(), req.size());
+    co_return req.size();
+  });
+  Runtime rt;
+  auto client = std::move(st.server.connect(rt).value());
+  std::uint64_t v = 42, back = 0;
+  {
+    auto never = client->call(std::as_bytes(std::span(&v, 1)), std::as_writable_bytes(std::span(&back, 1)));
+  }
+  EXPECT_EQ(client->in_flight(), 0u);
+  auto later = client->call(std::as_bytes(std::span(&v, 1)), std::as_writable_bytes(std::span(&back, 1)));
+  EXPECT_EQ(client->in_flight(), 0u);
+  auto r = rt.block_on(std::move(later));  // block_on takes a Call as it is
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(r.value(), sizeof v);
+  EXPECT_EQ(back, 42u);
+  EXPECT_EQ(served.load(), 1);  // the Call never awaited sent nothing
+}
+
+TEST(Ipc, ACallConvertsToATaskAndGivesTheSameResults) {
+  ServerThread st(echo());
+  Runtime rt;
+  ChannelOptions o;
+  o.max_inflight = 1;  // the second call waits for an op: the Task takes call_slow's way
+  auto client = std::move(st.server.connect(rt, o).value());
+  std::uint64_t a = 1, b = 2, ra = 0, rb = 0;
+  Task<Result<std::size_t>> ta = client->call(std::as_bytes(std::span(&a, 1)), std::as_writable_bytes(std::span(&ra, 1)));
+  Task<Result<std::size_t>> tb = client->call(std::as_bytes(std::span(&b, 1)), std::as_writable_bytes(std::span(&rb, 1)));
+  int done = 0;
+  auto run = [&done](Task<Result<std::size_t>> t) -> Task<void> {
+    auto r = co_await std::move(t);
+    if (r && r.value() == sizeof(std::uint64_t)) ++done;
+  };
+  rt.spawn(run(std::move(ta)));
+  rt.spawn(run(std::move(tb)));
+  rt.run();
+  EXPECT_EQ(done, 2);
+  EXPECT_EQ(ra, 1u);
+  EXPECT_EQ(rb, 2u);
+  // An oversize request completes at once with message_size, without suspending.
+  std::vector<std::byte> big(client->layout().max_payload + 1);
+  auto e = rt.block_on(client->call(big, std::as_writable_bytes(std::span(&ra, 1))));
+  EXPECT_EQ(e.error(), std::errc::message_size);
 }

@@ -54,7 +54,7 @@ Result<ChannelLayout> validate_channel(const Region& r);
 
 RingGeometry request_ring(const Region& r, const ChannelLayout& l);
 RingGeometry response_ring(const Region& r, const ChannelLayout& l);
-abi::ChannelHeader* header(const Region& r);
+inline abi::ChannelHeader* header(const Region& r) { return static_cast<abi::ChannelHeader*>(r.data()); }
 
 // Everything one side needs to use a channel: the region, its validated layout, the peer's
 // notification (kept mapped when it came from another process) and the right to raise the

@@ -52,13 +52,16 @@ class Client {
   Client(const Client&) = delete;
   Client& operator=(const Client&) = delete;
 
+  class Call;
   // Sends `request` and waits for its reply, which is copied into `reply`. Returns the reply's
   // length. Errors: message_size (request over max_payload, or reply larger than `reply`),
   // not_connected (channel closed), connection_reset (server closed), bad_message (the server
   // broke the protocol), timed_out, operation_canceled (close() while pending), or the error
   // the server's handler returned.
-  Task<Result<std::size_t>> call(std::span<const std::byte> request, std::span<std::byte> reply,
-                                 std::int64_t timeout_ns = -1);
+  // `co_await client.call(...)` yields that Result<std::size_t>; the request goes out when the
+  // call is awaited, not when call() returns, and a Call never awaited sends nothing. A Call
+  // converts to a Task<Result<std::size_t>> and Runtime::block_on takes it as it is.
+  Call call(std::span<const std::byte> request, std::span<std::byte> reply, std::int64_t timeout_ns = -1) noexcept;
   // Convenience: the reply as a new vector (sized max_payload, then shrunk).
   Task<Result<std::vector<std::byte>>> call(std::span<const std::byte> request);
   // Sends every request of `calls` and suspends until each has completed; calls[i].result then
@@ -103,6 +106,9 @@ class Client {
   };
 
   static void on_interrupt(void* self, std::uint32_t slot);
+  // call()'s way when no op or no ring space is free at once: waits for room, then sends.
+  Task<void> call_slow(Call& k);
+  Op& start(abi::EntryHeader* e, Call& k);  // sends k's request and arms k's timeout
   // An op and a request entry, at once (nullptr when the caller must wait: reserve_slow).
   abi::EntryHeader* try_reserve() noexcept {
     return !closed_ && !free_ops_.empty() && space_waiters_.empty() ? req_.claim() : nullptr;
@@ -140,5 +146,56 @@ class Client {
   bool closed_ = false;
   std::error_code error_;
 };
+
+// What Client::call returns: an awaitable that holds the call's arguments and, once awaited,
+// its result. It needs no coroutine frame of its own: with an op and ring space free (the
+// common case) awaiting it writes the request and suspends the caller until the reply is in.
+// Otherwise it runs Client::call_slow, a coroutine that waits for room first. It must stay
+// where it is while awaited (a temporary in the co_await expression does) and be awaited once.
+class [[nodiscard]] Client::Call {
+ public:
+  Call(Call&&) noexcept = default;  // before it is awaited
+  Call& operator=(Call&&) = delete;
+
+  bool await_ready() noexcept {
+    if (request_.size() <= client_->end_.layout.max_payload) return false;
+    result_ = std::errc::message_size;
+    return true;
+  }
+  std::coroutine_handle<> await_suspend(std::coroutine_handle<> caller) {
+    if (abi::EntryHeader* e = client_->try_reserve()) {
+      client_->start(e, *this).waiter = caller;  // the reply (or timeout, or close) resumes it
+      return std::noop_coroutine();
+    }
+    slow_ = client_->call_slow(*this);
+    slow_.handle().promise().continuation = caller;
+    return slow_.handle();
+  }
+  Result<std::size_t> await_resume() noexcept { return std::move(result_); }
+
+  // The same call as a Task (for code that keeps Tasks, or spawns them).
+  operator Task<Result<std::size_t>>() && { return as_task(client_, request_, reply_, timeout_ns_); }
+
+ private:
+  friend class Client;
+  Call(Client* c, std::span<const std::byte> request, std::span<std::byte> reply, std::int64_t timeout_ns) noexcept
+      : client_(c), request_(request), reply_(reply), timeout_ns_(timeout_ns) {}
+  static Task<Result<std::size_t>> as_task(Client* c, std::span<const std::byte> request, std::span<std::byte> reply,
+                                           std::int64_t timeout_ns) {
+    co_return co_await c->call(request, reply, timeout_ns);
+  }
+
+  Client* client_;
+  std::span<const std::byte> request_;
+  std::span<std::byte> reply_;
+  std::int64_t timeout_ns_;
+  Result<std::size_t> result_{std::size_t{0}};  // written at completion (Op::out)
+  Task<void> slow_;                             // call_slow, when it was needed
+};
+
+inline Client::Call Client::call(std::span<const std::byte> request, std::span<std::byte> reply,
+                                 std::int64_t timeout_ns) noexcept {
+  return Call(this, request, reply, timeout_ns);
+}
 
 }  // namespace uipc::ipc

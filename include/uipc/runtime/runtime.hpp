@@ -32,7 +32,6 @@
 
 #include <coroutine>
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -96,6 +95,29 @@ struct Deferred {
 
 class Runtime;
 
+namespace detail {
+// The ready queue: a FIFO of coroutine handles in a power-of-two ring that only grows (a push
+// allocates only when the queue is longer than ever before), so scheduling costs a store and
+// an increment. Runtime thread only.
+class ReadyQueue {
+ public:
+  bool empty() const noexcept { return head_ == tail_; }
+  std::size_t size() const noexcept { return tail_ - head_; }
+  void push_back(std::coroutine_handle<> h) {
+    if (tail_ - head_ == slots_.size()) grow();
+    slots_[tail_++ & (slots_.size() - 1)] = h;
+  }
+  std::coroutine_handle<> pop_front() noexcept { return slots_[head_++ & (slots_.size() - 1)]; }
+  // Puts `h` at position `at` (0: the front) of the queue; the ones from there on move back.
+  void insert(std::size_t at, std::coroutine_handle<> h);
+
+ private:
+  void grow();
+  std::vector<std::coroutine_handle<>> slots_;  // size: 0 or a power of two
+  std::size_t head_ = 0, tail_ = 0;             // free-running
+};
+}  // namespace detail
+
 // A handler for one slot: called on the runtime's thread when the slot was raised.
 using SlotHandler = void (*)(void* ctx, std::uint32_t slot);
 
@@ -147,6 +169,12 @@ class Runtime {
   // Runs `t` (and everything else that is ready) until `t` finishes; returns its result.
   template <class T>
   T block_on(Task<T> t);
+  // The same for an awaiter that is not a Task (ipc::Client::Call, say).
+  template <class A>
+    requires requires(A& a) { a.await_resume(); }
+  auto block_on(A a) -> decltype(a.await_resume()) {
+    return block_on(awaiter_task(std::move(a)));
+  }
 
   // Queues `d` (once) for the end of the current batch (runtime thread only).
   void defer(Deferred& d) noexcept {
@@ -163,7 +191,13 @@ class Runtime {
   void unpark(Poller& p) noexcept;
 
   // Makes `h` ready (it runs at a later scheduling point of this runtime).
-  void schedule(std::coroutine_handle<> h);
+  void schedule(std::coroutine_handle<> h) {
+#ifdef UIPC_SHUFFLE_READY_QUEUE
+    schedule_shuffled(h);
+#else
+    ready_.push_back(h);
+#endif
+  }
   // Any thread: runs `fn` on the runtime's thread at its next scheduling point, waking it if it
   // sleeps. Uses the notification's service flag, not a slot.
   void post(std::function<void()> fn);
@@ -182,7 +216,9 @@ class Runtime {
     bool armed = false;
   };
   void arm_timer(TimerNode& n, std::uint64_t deadline_ns);
-  void cancel_timer(TimerNode& n) noexcept;
+  void cancel_timer(TimerNode& n) noexcept {
+    if (n.armed) erase_timer(n);
+  }
   static std::uint64_t now_ns() noexcept;
 
   // ---- interrupts ----
@@ -214,6 +250,12 @@ class Runtime {
 
   template <class Pred>
   void loop(Pred done);
+  template <class A>
+  static Task<decltype(std::declval<A&>().await_resume())> awaiter_task(A a) {
+    co_return co_await a;
+  }
+  void schedule_shuffled(std::coroutine_handle<> h);  // UIPC_SHUFFLE_READY_QUEUE builds
+  void erase_timer(TimerNode& n) noexcept;
   bool step();            // runs interrupts, timers and one ready coroutine; false if idle
   void dispatch_interrupts();
   std::int64_t fire_timers();  // fires due timers; returns ns to the next (-1: none)
@@ -232,7 +274,7 @@ class Runtime {
   std::int64_t spin_window_ = 0;  // current adaptive window (set from opts_.spin_ns)
   std::shared_ptr<Notification> notif_;
   Counters counters_;
-  std::deque<std::coroutine_handle<>> ready_;
+  detail::ReadyQueue ready_;
   std::multimap<std::uint64_t, TimerNode*> timers_;
   std::unique_ptr<Handler[]> handlers_;
   std::mutex slot_mu_;
