@@ -312,12 +312,52 @@ detail::Eager Server::finish_reply(Chan* ch, std::uint64_t id, std::unique_ptr<s
   unref(ch);
 }
 
-detail::Eager Server::handle(Chan* ch, std::uint64_t id, std::unique_ptr<std::byte[]> buf, std::uint32_t len) {
+namespace {
+// The result of a handler task that has finished. An exception escaping a handler is a bug,
+// as for any detached coroutine: it aborts with a message.
+Result<std::size_t> handler_result(Task<Result<std::size_t>>& t) noexcept {
+  try {
+    return t.handle().promise().take();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "uipc: a request handler threw: %s\n", e.what());
+  } catch (...) {
+    std::fprintf(stderr, "uipc: a request handler threw\n");
+  }
+  std::abort();
+}
+}  // namespace
+
+void Server::handle(Chan* ch, std::uint64_t id, std::unique_ptr<std::byte[]> buf, std::uint32_t len) {
   const std::uint32_t max = ch->end.layout.max_payload;
-  std::span<const std::byte> request(buf.get(), len);
-  std::span<std::byte> reply(buf.get() + max, max);
-  Result<std::size_t> r = co_await handler_(request, reply);
-  if (!try_reply(ch, id, r, reply.data())) co_await send_reply_slow(ch, id, r, reply.data());
+  Task<Result<std::size_t>> t = handler_(std::span<const std::byte>(buf.get(), len), std::span<std::byte>(buf.get() + max, max));
+  t.handle().resume();  // runs until it first suspends, or to its end
+  if (!t.done()) {
+    await_handler(ch, id, std::move(buf), std::move(t));
+    return;
+  }
+  const Result<std::size_t> r = handler_result(t);
+  if (!try_reply(ch, id, r, buf.get() + max)) {  // the response ring is full: wait for room
+    finish_reply(ch, id, std::move(buf), r);
+    return;
+  }
+  ch->buffers.push_back(std::move(buf));
+  unref(ch);
+}
+
+detail::Eager Server::await_handler(Chan* ch, std::uint64_t id, std::unique_ptr<std::byte[]> buf,
+                                    Task<Result<std::size_t>> t) {
+  // The task is suspended somewhere inside; nothing resumes it before we are its continuation
+  // (only this thread's runtime loop can, and it does not run in between).
+  struct Finished {
+    Task<Result<std::size_t>>& t;
+    bool await_ready() const noexcept { return t.done(); }
+    void await_suspend(std::coroutine_handle<> h) noexcept { t.handle().promise().continuation = h; }
+    void await_resume() const noexcept {}
+  };
+  co_await Finished{t};
+  const Result<std::size_t> r = handler_result(t);
+  const std::byte* data = buf.get() + ch->end.layout.max_payload;
+  if (!try_reply(ch, id, r, data)) co_await send_reply_slow(ch, id, r, data);
   ch->buffers.push_back(std::move(buf));
   unref(ch);
 }

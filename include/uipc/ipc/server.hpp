@@ -6,6 +6,8 @@
 //    through the doorbell words: up to 4096 channels per server runtime).
 //  * Every request is handed to the handler exactly once, in a coroutine of its own, so a
 //    handler may co_await and replies complete out of order; each reply carries its request's id.
+//    The handler's task is started at once; one that finishes without suspending is answered
+//    there and then, and only one that suspends costs the server a coroutine of its own.
 //    An InlineHandler instead runs in the receive coroutine itself and replies in order.
 //  * A full response ring makes the replying handler wait; nothing is dropped. A client that
 //    closes, or breaks the protocol (a corrupt index or entry), loses its channel alone — with
@@ -77,7 +79,10 @@ class Server {
   struct Chan;
   static void on_interrupt(void* ch, std::uint32_t slot);
   Task<void> receive_loop(Chan* ch);
-  detail::Eager handle(Chan* ch, std::uint64_t id, std::unique_ptr<std::byte[]> buf, std::uint32_t len);
+  // Runs the handler; one that finishes without suspending is answered at once, with no
+  // coroutine of the server's own; one that suspends is awaited by await_handler.
+  void handle(Chan* ch, std::uint64_t id, std::unique_ptr<std::byte[]> buf, std::uint32_t len);
+  detail::Eager await_handler(Chan* ch, std::uint64_t id, std::unique_ptr<std::byte[]> buf, Task<Result<std::size_t>> t);
   bool reply_inline(Chan* ch, std::uint64_t id, const std::byte* req, std::uint32_t len);
   detail::Eager finish_reply(Chan* ch, std::uint64_t id, std::unique_ptr<std::byte[]> buf, Result<std::size_t> r);
   std::unique_ptr<std::byte[]> take_buffer(Chan* ch);
