@@ -285,7 +285,9 @@ void Client::on_batch_timeout(void* p) {
 Task<std::size_t> Client::call_many(std::span<BatchCall> calls, std::int64_t timeout_ns) {
   Batch b;
   b.owner = this;
-  const std::shared_ptr<const bool> alive = alive_;
+  // Taken only before the first wait for room: a copy per batch would touch the shared count
+  // (an atomic read-modify-write) on every batch.
+  std::shared_ptr<const bool> alive;
   if (timeout_ns >= 0) b.ops.reserve(calls.size());
   for (std::size_t i = 0; i < calls.size(); ++i) {
     BatchCall& c = calls[i];
@@ -297,6 +299,7 @@ Task<std::size_t> Client::call_many(std::span<BatchCall> calls, std::int64_t tim
     if (e == nullptr) {
       // Waiting for room: what is already published goes out at once (the deferred flush runs
       // while we are suspended), and the replies that free room are drained meanwhile.
+      if (!alive) alive = alive_;
       auto r = co_await reserve_slow();
       if (!*alive) {  // destroyed meanwhile: the calls sent are completed; touch nothing more
         for (std::size_t j = i; j < calls.size(); ++j) calls[j].result = std::errc::operation_canceled;
