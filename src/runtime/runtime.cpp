@@ -77,6 +77,9 @@ unsigned WaitList::wake_all() noexcept {
 Runtime::Runtime(RuntimeOptions opts)
     : opts_(opts), spin_window_(opts.spin_ns > 0 ? opts.spin_ns : 0), handlers_(new Handler[abi::kMaxSlots]),
       slot_used_(abi::kMaxSlots / 64, 0) {
+#ifdef UIPC_SHUFFLE_READY_QUEUE
+  shuffle_ = true;
+#endif
   auto n = Notification::create();
   if (!n) {
     std::fprintf(stderr, "uipc: cannot create the runtime's notification: %s\n", n.error().message().c_str());
@@ -143,7 +146,7 @@ void detail::ReadyQueue::insert(std::size_t at, std::coroutine_handle<> h) {
 }
 
 void Runtime::schedule_shuffled(std::coroutine_handle<> h) {
-  // Test builds: a random position instead of the back, so tests cannot depend on FIFO order.
+  // xorshift: put the new handle at a random position to expose ordering assumptions.
   shuffle_state_ ^= shuffle_state_ << 13;
   shuffle_state_ ^= shuffle_state_ >> 7;
   shuffle_state_ ^= shuffle_state_ << 17;

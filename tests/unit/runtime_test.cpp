@@ -276,3 +276,25 @@ TEST(RuntimeDeathTest, TwoRuntimesOnOneThreadAreRefused) {
   };
   EXPECT_DEATH(two_on_one_thread(), "one runtime per thread");
 }
+
+TEST(Runtime, ReadyQueueIsFifoAcrossGrowthAndInsertPlacesAtTheGivenPosition) {
+  // Handles are only compared here, never resumed: any distinct addresses do.
+  static char marks[300];
+  auto h = [](int i) { return std::coroutine_handle<>::from_address(&marks[i]); };
+  uipc::detail::ReadyQueue q;
+  EXPECT_TRUE(q.empty());
+  for (int round = 0; round < 2; ++round) {  // the second round starts mid-ring
+    for (int i = 0; i < 200; ++i) q.push_back(h(i));  // grows past its first 64 slots twice
+    EXPECT_EQ(q.size(), 200u);
+    for (int i = 0; i < 150; ++i) ASSERT_EQ(q.pop_front(), h(i));
+    for (int i = 150; i < 200; ++i) ASSERT_EQ(q.pop_front(), h(i));
+    EXPECT_TRUE(q.empty());
+  }
+  for (int i = 0; i < 5; ++i) q.push_back(h(i));
+  q.insert(0, h(100));  // front
+  q.insert(3, h(101));  // before the old third
+  q.insert(7, h(102));  // the back
+  const int want[] = {100, 0, 1, 101, 2, 3, 4, 102};
+  for (int w : want) ASSERT_EQ(q.pop_front(), h(w));
+  EXPECT_TRUE(q.empty());
+}

@@ -190,13 +190,11 @@ class Runtime {
   void park(Poller& p) noexcept;
   void unpark(Poller& p) noexcept;
 
-  // Makes `h` ready (it runs at a later scheduling point of this runtime).
+  // Makes `h` ready (it runs at a later scheduling point of this runtime). Inline: every
+  // completion of every layer goes through it.
   void schedule(std::coroutine_handle<> h) {
-#ifdef UIPC_SHUFFLE_READY_QUEUE
-    schedule_shuffled(h);
-#else
+    if (shuffle_) [[unlikely]] return schedule_shuffled(h);
     ready_.push_back(h);
-#endif
   }
   // Any thread: runs `fn` on the runtime's thread at its next scheduling point, waking it if it
   // sleeps. Uses the notification's service flag, not a slot.
@@ -287,6 +285,9 @@ class Runtime {
   std::vector<std::function<void()>> posted_;
   std::size_t live_tasks_ = 0;
   std::uint64_t shuffle_state_ = 0x9e3779b97f4a7c15ull;
+  // Built with UIPC_SHUFFLE_READY_QUEUE (a definition private to the library, hence a flag that
+  // the inline schedule() can see).
+  bool shuffle_ = false;
   std::atomic<std::thread::id> owner_{};  // the thread inside run/block_on, if any
   int depth_ = 0;
 };
