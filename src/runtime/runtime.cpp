@@ -77,6 +77,9 @@ unsigned WaitList::wake_all() noexcept {
 Runtime::Runtime(RuntimeOptions opts)
     : opts_(opts), spin_window_(opts.spin_ns > 0 ? opts.spin_ns : 0), handlers_(new Handler[abi::kMaxSlots]),
       slot_used_(abi::kMaxSlots / 64, 0) {
+#ifdef UIPC_SHUFFLE_READY_QUEUE
+  shuffle_ = true;
+#endif
   auto n = Notification::create();
   if (!n) {
     std::fprintf(stderr, "uipc: cannot create the runtime's notification: %s\n", n.error().message().c_str());
@@ -127,8 +130,7 @@ void Runtime::run() {
   loop([this] { return live_tasks_ == 0; });
 }
 
-void Runtime::schedule(std::coroutine_handle<> h) {
-#ifdef UIPC_SHUFFLE_READY_QUEUE
+void Runtime::schedule_shuffled(std::coroutine_handle<> h) {
   // xorshift: put the new handle at a random position to expose ordering assumptions.
   shuffle_state_ ^= shuffle_state_ << 13;
   shuffle_state_ ^= shuffle_state_ >> 7;
@@ -138,7 +140,6 @@ void Runtime::schedule(std::coroutine_handle<> h) {
     ready_.insert(ready_.begin() + static_cast<std::ptrdiff_t>(at), h);
     return;
   }
-#endif
   ready_.push_back(h);
 }
 
@@ -327,7 +328,7 @@ void Runtime::disarm_all() noexcept {
 }
 
 bool Runtime::step() {
-  dispatch_interrupts();
+  if (notif_->peek() != 0) dispatch_interrupts();  // the look inline: it finds nothing most times
   if (!timers_.empty()) fire_timers();
   if (ready_.empty()) {
     if (deferred_ != nullptr) run_deferred();

@@ -162,8 +162,12 @@ class Runtime {
   void park(Poller& p) noexcept;
   void unpark(Poller& p) noexcept;
 
-  // Makes `h` ready (it runs at a later scheduling point of this runtime).
-  void schedule(std::coroutine_handle<> h);
+  // Makes `h` ready (it runs at a later scheduling point of this runtime). Inline: every
+  // completion of every layer goes through it.
+  void schedule(std::coroutine_handle<> h) {
+    if (shuffle_) [[unlikely]] return schedule_shuffled(h);
+    ready_.push_back(h);
+  }
   // Any thread: runs `fn` on the runtime's thread at its next scheduling point, waking it if it
   // sleeps. Uses the notification's service flag, not a slot.
   void post(std::function<void()> fn);
@@ -215,6 +219,7 @@ class Runtime {
   template <class Pred>
   void loop(Pred done);
   bool step();            // runs interrupts, timers and one ready coroutine; false if idle
+  void schedule_shuffled(std::coroutine_handle<> h);
   void dispatch_interrupts();
   std::int64_t fire_timers();  // fires due timers; returns ns to the next (-1: none)
   void idle();
@@ -245,6 +250,9 @@ class Runtime {
   std::vector<std::function<void()>> posted_;
   std::size_t live_tasks_ = 0;
   std::uint64_t shuffle_state_ = 0x9e3779b97f4a7c15ull;
+  // Built with UIPC_SHUFFLE_READY_QUEUE (a definition private to the library, hence a flag that
+  // the inline schedule() can see).
+  bool shuffle_ = false;
   std::atomic<std::thread::id> owner_{};  // the thread inside run/block_on, if any
   int depth_ = 0;
 };
