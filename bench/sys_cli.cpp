@@ -393,7 +393,9 @@ void add_sys_bench(CLI::App& bench) {
       "Workloads: getppid, pread of 4 KiB from the page cache, write to /dev/null, mmap + munmap of 4 KiB. "
       "Modes: sync (plain calls), uring (hand-written liburing, batch = in-flight), and "
       "async-<wake>-<placement>-<backend> for every wake mode (hybrid, irq, tick), placement (affine, shared, "
-      "local) and backend (direct, uring). Ends with the issue's targets as ratio lines.");
+      "local) and backend (direct, uring): one coroutine per call in flight; and async-<wake>-affine-direct-batch: "
+      "the same calls as sys::call_many batches (min(inflight, 4) coroutines, each resumed once per batch), "
+      "reported apart. Ends with the issue's targets as ratio lines.");
   sys->add_flag("--quick", o->quick, "Short runs: 0.2 s per scenario, in-flight 1,8,16,32,512 (explicit options win)");
   sys->add_option("--json", o->json, "Append one JSON object per scenario, one per line, to FILE")->type_name("FILE");
   o->cpus_opt = sys->add_option("--cpus", o->cpus,

@@ -20,6 +20,11 @@
 //    with io_uring); the executor passes pointers to the kernel and never dereferences them
 //    itself except through process_vm_readv/writev, so a bad pointer yields EFAULT, not a crash.
 //  * Calls in flight have no order among themselves; a coroutine that needs order awaits each.
+//  * call_many(calls) submits a batch from one coroutine, which is resumed once, after the last
+//    call of the batch completed. Each call of a batch keeps every guarantee above (exactly one
+//    completion, with the result it would have had alone; options apply to each call); a batch
+//    larger than the free slots waits for slots (or fails the rest with EAGAIN under
+//    fail_when_full). The BatchSyscalls hold the calls' state and must not move until then.
 // Who may call: configure_async_syscall and everything on a Registration from the thread that
 //  runs the Runtime (before it runs or inside it); the handle's destructor there too, or after
 //  the runtime stopped. co_await only inside coroutines running on that runtime.
