@@ -1,6 +1,7 @@
 // The caller's side of asynchronous system calls: configure_async_syscall, the call table, the
-// submission path (one request entry per call, one flush per batch), completions, cancellation,
-// and the local/shared execution on the caller's own runtime.
+// submission path (one request entry per call, one flush per batch; call_many's batches with
+// their common checks made once), completions, cancellation, and the local/shared execution on
+// the caller's own runtime.
 #include <pthread.h>
 #include <sys/syscall.h>
 #include <sys/timerfd.h>
