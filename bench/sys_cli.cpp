@@ -201,7 +201,10 @@ void print_targets(const std::map<Key, SysResult>& res, const std::vector<SysWor
     }
     return b;
   };
-  auto any = [](const std::string&) { return true; };
+  // The issue's targets are judged on the one-coroutine-per-call form; the -batch modes
+  // (call_many) are reported on their own line under target 5 only.
+  auto is_batch = [](const std::string& name) { return name.size() > 6 && name.substr(name.size() - 6) == "-batch"; };
+  auto any = [&](const std::string& name) { return !is_batch(name); };
   auto verdict = [](bool ok) { return ok ? "PASS" : "MISS"; };
   std::printf("\nTargets (issue 3), best async mode unless named; ratios from this run:\n");
 
@@ -269,7 +272,7 @@ void print_targets(const std::map<Key, SysResult>& res, const std::vector<SysWor
     unsigned bn = 0;
     for (auto n : inflights) {
       auto [m, r] = best(SysWorkload::getppid, n, [](const SysResult& x) { return -x.per_op(x.caller_cpu_s); },
-                         [](const std::string& name) { return name.find("-affine-") != std::string::npos; });
+                         [&](const std::string& name) { return name.find("-affine-") != std::string::npos && !is_batch(name); });
       if (!r) continue;
       if (s)
         std::printf("   inflight %4u: %.1f ns = %.3fx  (%s)\n", n, r->per_op(r->caller_cpu_s) * 1e9,
@@ -284,6 +287,23 @@ void print_targets(const std::map<Key, SysResult>& res, const std::vector<SysWor
       const double a = br->per_op(br->caller_cpu_s) * 1e9, b = s->per_op(s->caller_cpu_s) * 1e9;
       std::printf("   best: %.1f ns vs %.1f ns (sync) = %.3fx  (%s, inflight %u)  %s\n", a, b, a / b, bm.c_str(), bn,
                   verdict(a / b <= 0.3));
+    }
+    // The batch form, apart: one coroutine resumed per call_many batch, not per call.
+    std::string qm;
+    const SysResult* qr = nullptr;
+    unsigned qn = 0;
+    for (auto n : inflights) {
+      auto [m, r] = best(SysWorkload::getppid, n, [](const SysResult& x) { return -x.per_op(x.caller_cpu_s); }, is_batch);
+      if (r && (!qr || r->per_op(r->caller_cpu_s) < qr->per_op(qr->caller_cpu_s))) {
+        qm = m;
+        qr = r;
+        qn = n;
+      }
+    }
+    if (qr && s) {
+      const double a = qr->per_op(qr->caller_cpu_s) * 1e9, b = s->per_op(s->caller_cpu_s) * 1e9;
+      std::printf("   batch form (call_many, one resumption per batch): %.1f ns vs %.1f ns (sync) = %.3fx  (%s, inflight %u)  %s\n",
+                  a, b, a / b, qm.c_str(), qn, verdict(a / b <= 0.3));
     }
   }
 }
@@ -373,7 +393,9 @@ void add_sys_bench(CLI::App& bench) {
       "Workloads: getppid, pread of 4 KiB from the page cache, write to /dev/null, mmap + munmap of 4 KiB. "
       "Modes: sync (plain calls), uring (hand-written liburing, batch = in-flight), and "
       "async-<wake>-<placement>-<backend> for every wake mode (hybrid, irq, tick), placement (affine, shared, "
-      "local) and backend (direct, uring). Ends with the issue's targets as ratio lines.");
+      "local) and backend (direct, uring): one coroutine per call in flight; and async-<wake>-affine-direct-batch: "
+      "the same calls as sys::call_many batches (min(inflight, 4) coroutines, each resumed once per batch), "
+      "reported apart. Ends with the issue's targets as ratio lines.");
   sys->add_flag("--quick", o->quick, "Short runs: 0.2 s per scenario, in-flight 1,8,16,32,512 (explicit options win)");
   sys->add_option("--json", o->json, "Append one JSON object per scenario, one per line, to FILE")->type_name("FILE");
   o->cpus_opt = sys->add_option("--cpus", o->cpus,

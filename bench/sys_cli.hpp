@@ -8,7 +8,8 @@
 //  * every call of a scenario reads into (writes from) one buffer, whatever the mode, so the
 //    cache footprint is the same as the sync loop's;
 //  * latency is sampled: every 8th op of each coroutine (every 8th call in sync mode, every
-//    batch in uring mode), from just before the call is issued to just after it completed;
+//    batch in uring mode and in the -batch modes, where it is the whole batch's round trip),
+//    from just before the call is issued to just after it completed;
 //  * caller_cpu_s is the CPU time of the calling thread alone (CLOCK_THREAD_CPUTIME_ID);
 //  * caller_kernel_entries counts the calling thread's kernel entries: its runtime's futex waits
 //    and wakes (raising kernel cores included), the calls it executed itself (shared, local
@@ -61,7 +62,8 @@ struct SysResult {
 
 using SysModeFn = std::function<SysResult(const SysParams&)>;
 
-// name -> mode, in the order the table shows them: sync, uring, then async-<wake>-<placement>-<backend>.
+// name -> mode, in the order the table shows them: sync, uring, async-<wake>-<placement>-<backend>,
+// then async-<wake>-affine-direct-batch (sys::call_many).
 std::vector<std::pair<std::string, SysModeFn>>& sys_modes();
 
 }  // namespace uipc::bench

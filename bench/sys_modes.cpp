@@ -1,16 +1,21 @@
 // The modes of `uipc bench sys`: sync (plain system calls), uring (a hand-written liburing loop
-// with the same batch size) and async-<wake>-<placement>-<backend> (uipc's asynchronous system
-// calls, library defaults apart from the caller's spin window when --caller-spin-ns is given).
+// with the same batch size), async-<wake>-<placement>-<backend> (uipc's asynchronous system
+// calls, one coroutine per call in flight, library defaults apart from the caller's spin window
+// when --caller-spin-ns is given) and async-<wake>-affine-direct-batch (the same calls sent as
+// sys::call_many batches: a coroutine is resumed once per batch).
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "harness.hpp"
 #include "sys_cli.hpp"
@@ -226,7 +231,10 @@ std::uint64_t executor_kernel_entries(const sys::Executor& ex) {
   return k;
 }
 
-SysResult run_async(const SysParams& p, sys::WakeMode wake, sys::Placement placement, sys::Backend backend) {
+// `batch`: the -batch modes. min(inflight, 4) coroutines share the in-flight count; each sends
+// its share as one call_many batch and is resumed once per batch, not once per call.
+SysResult run_async(const SysParams& p, sys::WakeMode wake, sys::Placement placement, sys::Backend backend,
+                    bool batch) {
   SysResult res;
   res.calls_per_op = p.workload == SysWorkload::mmap ? 2 : 1;
   if (backend == sys::Backend::io_uring && !sys::Executor::io_uring_available()) {
@@ -306,7 +314,44 @@ SysResult run_async(const SysParams& p, sys::WakeMode wake, sys::Placement place
       }
     }
   };
-  for (unsigned i = 0; i < p.inflight; ++i) {
+  // The batch form: one coroutine keeps `n` steps in flight as one call_many batch (mmap: a
+  // batch of mmaps, then one of the munmaps), and reads the clock once per batch.
+  auto batch_worker = [&](std::size_t n) -> Task<void> {
+    std::vector<sys::BatchSyscall> calls(n);
+    const std::int64_t buf_p = sys::detail::p2i(buf.data());
+    const auto bytes = static_cast<std::int64_t>(p.bytes);
+    for (sys::BatchSyscall& c : calls) {
+      if (p.workload == SysWorkload::getppid) c.set(SYS_getppid);
+      else if (p.workload == SysWorkload::write) c.set(SYS_write, f.null, buf_p, bytes);
+    }
+    for (;;) {
+      if (w.stop) co_return;
+      if (p.workload == SysWorkload::pread)
+        for (sys::BatchSyscall& c : calls)
+          c.set(SYS_pread64, f.data, buf_p, bytes, static_cast<std::int64_t>((seq++ % kPreadPages) * 4096));
+      else if (p.workload == SysWorkload::mmap)
+        for (sys::BatchSyscall& c : calls)
+          c.set(SYS_mmap, 0, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      const std::uint64_t a = now_ns();
+      if (co_await sys::call_many(calls) != n) die("async", "a call failed");
+      if (p.workload == SysWorkload::mmap) {
+        for (sys::BatchSyscall& c : calls) c.set(SYS_munmap, c.result(), bytes);
+        if (co_await sys::call_many(calls) != n) die("async", "a call failed");
+      }
+      const std::uint64_t b = now_ns();
+      if (edge(b) == Window::Edge::inside) {
+        ops += n;
+        lat.record(b - a);
+      }
+    }
+  };
+  if (batch) {
+    const unsigned k = std::min(p.inflight, 4u);
+    for (unsigned i = 0; i < k; ++i) rt.spawn(batch_worker(p.inflight / k + (i < p.inflight % k ? 1 : 0)));
+    res.note = "call_many: " + std::to_string(k) + (k == 1 ? " batch" : " batches") + " of " +
+               std::to_string(p.inflight / k) + (p.inflight % k != 0 ? "+" : "");
+  }
+  for (unsigned i = 0; i < p.inflight && !batch; ++i) {
     switch (p.workload) {
       case SysWorkload::getppid: rt.spawn(worker.template operator()<SysWorkload::getppid>(i)); break;
       case SysWorkload::pread: rt.spawn(worker.template operator()<SysWorkload::pread>(i)); break;
@@ -332,8 +377,17 @@ struct Registrar {
         for (auto backend : {sys::Backend::direct, sys::Backend::io_uring}) {
           std::string name = std::string("async-") + sys::to_string(wake) + "-" + sys::to_string(placement) + "-" +
                              sys::to_string(backend);
-          m.emplace_back(name, [=](const SysParams& p) { return run_async(p, wake, placement, backend); });
+          m.emplace_back(name, [=](const SysParams& p) { return run_async(p, wake, placement, backend, false); });
         }
+    // The batch form (sys::call_many), affine placement and the direct backend (what target 5
+    // names; the io_uring backend makes no difference to the caller's side of a batch): one
+    // -batch twin per wake mode, 60 scenarios more in a --quick run.
+    for (auto wake : {sys::WakeMode::hybrid, sys::WakeMode::irq, sys::WakeMode::tick}) {
+      std::string name = std::string("async-") + sys::to_string(wake) + "-affine-direct-batch";
+      m.emplace_back(name, [=](const SysParams& p) {
+        return run_async(p, wake, sys::Placement::affine, sys::Backend::direct, true);
+      });
+    }
   }
 };
 const Registrar registrar;

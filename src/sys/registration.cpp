@@ -1,6 +1,7 @@
 // The caller's side of asynchronous system calls: configure_async_syscall, the call table, the
-// submission path (one request entry per call, one flush per batch), completions, cancellation,
-// and the local/shared execution on the caller's own runtime.
+// submission path (one request entry per call, one flush per batch; call_many's batches with
+// their common checks made once), completions, cancellation, and the local/shared execution on
+// the caller's own runtime.
 #include <pthread.h>
 #include <sys/syscall.h>
 #include <sys/timerfd.h>
@@ -29,6 +30,15 @@ struct Registration::Impl {
     std::uint32_t gen = 1;
     OpNode* op = nullptr;
   };
+  // The free call indices, a stack of at most `capacity` (no growth check on the hot path).
+  struct FreeStack {
+    std::unique_ptr<std::uint32_t[]> v;
+    std::uint32_t n = 0;
+    bool empty() const noexcept { return n == 0; }
+    std::uint32_t back() const noexcept { return v[n - 1]; }
+    void pop_back() noexcept { --n; }
+    void push_back(std::uint32_t i) noexcept { v[n++] = i; }
+  };
 
   Registration* self = nullptr;
   Runtime& rt;
@@ -40,7 +50,7 @@ struct Registration::Impl {
   EntryProducer<abi::SyscallRequest> rq;
   EntryConsumer<abi::SyscallCompletion> cq;
   std::vector<Slot> slots;
-  std::vector<std::uint32_t> free;
+  FreeStack free;
   OpNode* wait_head = nullptr;  // calls waiting for a slot (or ring space), FIFO
   OpNode* wait_tail = nullptr;
   std::vector<OpNode*> cancel_retry;  // cancellations waiting for request-ring space
@@ -76,6 +86,21 @@ struct Registration::Impl {
   // ---- completion side ----
 
   void finish(OpNode* op, std::int64_t result) noexcept {
+    completed.add();
+    finish_uncounted(op, result);
+  }
+
+  // The common tail of every completion: the result in, the awaiting coroutine (a batch's: once
+  // its last call is in) made ready. A plain call (no timer, no token) touches only the first
+  // OpNode::kCompletionBytes of its node here.
+  void finish_uncounted(OpNode* op, std::int64_t result) noexcept {
+    if (op->extras) [[unlikely]] settle_extras(op);
+    op->result = result;
+    op->state = OpNode::State::done;
+    if (op->group == nullptr || --*op->group == 0) rt.schedule(op->h);
+  }
+
+  void settle_extras(OpNode* op) noexcept {
     if (op->timed && op->timer().armed) rt.cancel_timer(op->timer());
     detach_token(op);
     if (op->cancel_pending) {
@@ -83,10 +108,6 @@ struct Registration::Impl {
       for (auto& p : cancel_retry)
         if (p == op) p = nullptr;
     }
-    op->result = result;
-    op->state = OpNode::State::done;
-    completed.add();
-    rt.schedule(op->h);
   }
 
   void detach_token(OpNode* op) noexcept {
@@ -127,15 +148,21 @@ struct Registration::Impl {
         s.op = nullptr;  // a second completion with this id is unmatched from now on
         if (++s.gen == 0) s.gen = 1;
         free.push_back(idx);
-        --in_flight;
+        // Only the part completion touches (the node need not start a cache line).
         const char* p = reinterpret_cast<const char*>(op);
-        for (std::size_t off = 0; off < sizeof(OpNode); off += uipc::abi::kCacheLine) __builtin_prefetch(p + off, 1, 3);
+        __builtin_prefetch(p, 1, 3);
+        __builtin_prefetch(p + OpNode::kCompletionBytes - 1, 1, 3);
         ops[k] = op;
         res[k] = c.result;
-        if (op->demoted) [[unlikely]] res[k] = with_partial(op->partial, c.result);
         ++k;
       }
-      for (unsigned i = 0; i < k; ++i) finish(ops[i], res[i]);
+      in_flight -= k;
+      completed.add(k);
+      for (unsigned i = 0; i < k; ++i) {
+        OpNode* op = ops[i];
+        if (op->extras && op->demoted) [[unlikely]] res[i] = with_partial(op->partial, res[i]);
+        finish_uncounted(op, res[i]);
+      }
       if (k < kDrainBatch) break;
     }
     if (n != 0) {
@@ -194,6 +221,7 @@ struct Registration::Impl {
       e->args[2] -= partial;
       op->partial = partial;
       op->demoted = true;
+      op->extras = true;
     }
     rq.publish();
     rt.defer(flush);
@@ -265,7 +293,6 @@ struct Registration::Impl {
       if (engine->execute_direct(op->rq, reg->allow)) {
         free.pop_back();
         slots[idx].op = op;
-        op->index = idx;
         op->state = OpNode::State::submitted;
         ++in_flight;
         direct_calls.add();
@@ -285,7 +312,6 @@ struct Registration::Impl {
     free.pop_back();
     Slot& s = slots[idx];
     s.op = op;
-    op->index = idx;
     const std::uint64_t id = abi::make_id(idx, s.gen);
     op->rq.id = id;
     // Field by field, in 8-byte words: the awaiter wrote these moments ago, and wider loads
@@ -351,13 +377,15 @@ struct Registration::Impl {
   }
 
   void attach(OpNode* op) noexcept {
-    if (CancelToken* t = op->opt.cancel) {
+    if (CancelToken* t = op->opt.cancel) [[unlikely]] {
+      op->extras = true;
       op->tok_prev = nullptr;
       op->tok_next = t->head_;
       if (t->head_ != nullptr) t->head_->tok_prev = op;
       t->head_ = op;
     }
-    if (op->opt.timeout_ns >= 0) {
+    if (op->opt.timeout_ns >= 0) [[unlikely]] {
+      op->extras = true;
       Runtime::TimerNode* t = new (op->timer_storage) Runtime::TimerNode{};
       t->fire = &Impl::on_timeout;
       t->ctx = op;
@@ -373,11 +401,19 @@ struct Registration::Impl {
     return false;
   }
 
-  bool submit(OpNode* op) noexcept {
-    if (closed) [[unlikely]] return fail_now(op, ECANCELED);
-    if (&t_thread_tag != thread_tag) [[unlikely]] return fail_now(op, EPERM);
-    if (reg->gone.load(std::memory_order_relaxed) || resolved) [[unlikely]] return fail_now(op, ESHUTDOWN);
-    if (op->opt.cancel != nullptr && op->opt.cancel->cancelled()) [[unlikely]] return fail_now(op, ECANCELED);
+  // Why a call on this registration, now, with these options would fail at once (an errno),
+  // or 0. The same for every call of a batch.
+  int refusal(const CallOptions& o) const noexcept {
+    if (closed) [[unlikely]] return ECANCELED;
+    if (&t_thread_tag != thread_tag) [[unlikely]] return EPERM;
+    if (reg->gone.load(std::memory_order_relaxed) || resolved) [[unlikely]] return ESHUTDOWN;
+    if (o.cancel != nullptr && o.cancel->cancelled()) [[unlikely]] return ECANCELED;
+    return 0;
+  }
+
+  // A call that may go: into a slot and the request ring, or to the back of the waiting calls.
+  // False if it completed at once instead (fail_when_full).
+  bool enqueue(OpNode* op) noexcept {
     if (free.empty() || wait_head != nullptr) [[unlikely]] {
       if (opts.fail_when_full) return fail_now(op, EAGAIN);
       slot_waits.add();
@@ -388,6 +424,78 @@ struct Registration::Impl {
     if (!start(op)) slot_waits.add();
     attach(op);
     return true;
+  }
+
+  bool submit(OpNode* op) noexcept {
+    if (const int err = refusal(op->opt); err != 0) [[unlikely]] return fail_now(op, err);
+    return enqueue(op);
+  }
+
+  // call_many: every call as submit() would take it, the checks that are the same for all of
+  // them made once. `*open` counts the calls that did not complete at once; the last of them to
+  // complete makes `h` ready. False if none is left open (the caller does not suspend).
+  bool submit_many(BatchSyscall* calls, std::size_t n, std::size_t* open, std::coroutine_handle<> h,
+                   const CallOptions& o) noexcept {
+    const int err = refusal(o);
+    *open = n;  // before any call can complete (none completes inside this function but by fail_now)
+    std::size_t i = 0;
+    if (err == 0 && !direct && o.cancel == nullptr && o.timeout_ns < 0) i = start_run(calls, n, open, h);
+    for (; i < n; ++i) {
+      OpNode* op = &calls[i].op_;
+      op->prepare(self, o);
+      op->h = h;
+      op->group = open;
+      if (err != 0) [[unlikely]] {
+        fail_now(op, err);
+        --*open;
+      } else if (!enqueue(op)) {
+        --*open;
+      }
+    }
+    return *open != 0;
+  }
+
+  // submit_many's fast path, for calls without a timeout or a token on the ring way (not the
+  // direct path): as many as there are free slots and ring space, straight from the
+  // BatchSyscalls into the ring; the flush, the poller and the counters once for the run.
+  // Returns how many went; the rest take the ordinary way.
+  std::size_t start_run(BatchSyscall* calls, std::size_t n, std::size_t* open, std::coroutine_handle<> h) noexcept {
+    if (wait_head != nullptr) return 0;  // those first
+    std::size_t i = 0;
+    for (; i < n && !free.empty(); ++i) {
+      abi::SyscallRequest* e = rq.claim();
+      if (e == nullptr) [[unlikely]] break;
+      OpNode* op = &calls[i].op_;
+      const std::uint32_t idx = free.back();
+      free.pop_back();
+      Slot& s = slots[idx];
+      s.op = op;
+      const std::uint64_t id = abi::make_id(idx, s.gen);
+      op->rq.id = id;
+      e->id = id;
+      e->number = op->rq.number;
+      e->flags = 0;
+      for (int a = 0; a < 6; ++a) e->args[a] = op->rq.args[a];
+      rq.publish();
+      op->state = OpNode::State::submitted;
+      op->extras = false;
+      op->cancel_pending = false;
+      op->timed = false;
+      op->demoted = false;
+      op->h = h;
+      op->group = open;
+      op->reg = self;
+      op->rq.flags = 0;
+      op->opt = {};
+    }
+    if (i == 0) return 0;
+    in_flight += static_cast<std::uint32_t>(i);
+    submitted.add(i);
+    rt.defer(flush);
+    if (!poller.linked) rt.park(poller);
+    if (placement == Placement::local && wake == WakeMode::tick && !tick_timer.armed)
+      rt.arm_timer(tick_timer, Runtime::now_ns() + static_cast<std::uint64_t>(st->opts.tick_ns));
+    return i;
   }
 
   // ---- raising the executor, and executing here ----
@@ -542,6 +650,7 @@ struct Registration::Impl {
   void close(bool touch_runtime) noexcept {
     if (closed) return;
     closed = true;
+    self->closed_ = true;
     runtime_gone = !touch_runtime;
     detail::Reg& r = *reg;
     // seq_cst: the Dekker pair with try_claim + the claimant's load of `closed`.
@@ -598,6 +707,7 @@ namespace {
 struct ThreadRegistrations {
   std::vector<Registration*> v;
   ~ThreadRegistrations() {
+    detail::t_sole_registration = nullptr;
     for (Registration* r : v) r->close_from_thread_exit();
   }
 };
@@ -605,14 +715,19 @@ thread_local ThreadRegistrations t_regs;
 thread_local Registration* t_last = nullptr;  // Registration::current()'s cache
 thread_local Runtime* t_last_rt = nullptr;
 
+// Registration::current()'s fast path: the thread's only registration (current() checks that
+// it is open).
+void sync_sole() { detail::t_sole_registration = t_regs.v.size() == 1 ? t_regs.v.front() : nullptr; }
+
 void forget(Registration* r) {
   if (t_last == r) t_last = nullptr;
   auto& v = t_regs.v;
   for (auto it = v.begin(); it != v.end(); ++it)
     if (*it == r) {
       v.erase(it);
-      return;
+      break;
     }
+  sync_sole();
 }
 
 }  // namespace
@@ -628,9 +743,7 @@ Registration::~Registration() {
 
 void Registration::close_from_thread_exit() noexcept { impl_->close(false); }
 
-Registration* Registration::current() noexcept {
-  // The common case first: the thread's only registration, still open.
-  if (t_last != nullptr && t_regs.v.size() == 1 && !t_last->impl_->closed) return t_last;
+Registration* Registration::current_slow() noexcept {
   Runtime* const now = Runtime::current();
   if (t_last != nullptr && t_last_rt == now && !t_last->impl_->closed) return t_last;
   Registration* r = find_current();
@@ -694,6 +807,10 @@ bool Registration::submit_raw(const abi::SyscallRequest& rq) noexcept {
 }
 
 bool Registration::submit(OpNode* op) noexcept { return impl_->submit(op); }
+bool Registration::submit_many(BatchSyscall* calls, std::size_t n, std::size_t* open, std::coroutine_handle<> h,
+                               CallOptions o) noexcept {
+  return impl_->submit_many(calls, n, open, h, o);
+}
 void Registration::cancel(OpNode* op, int reason) noexcept { impl_->cancel(op, reason); }
 
 // ---- configure_async_syscall -----------------------------------------------------------------
@@ -739,7 +856,7 @@ Result<std::unique_ptr<Registration>> configure_async_syscall(Runtime& rt, Execu
   impl->rq = EntryProducer<abi::SyscallRequest>(reg->rq_view);
   impl->cq = EntryConsumer<abi::SyscallCompletion>(reg->cq_view);
   impl->slots.resize(cap);
-  impl->free.reserve(cap);
+  impl->free.v = std::make_unique<std::uint32_t[]>(cap);
   for (std::uint32_t i = cap; i-- > 0;) impl->free.push_back(i);
   if (impl->placement != Placement::affine) {
     impl->engine = std::make_unique<detail::Engine>(*st, impl->own, st->backend == Backend::io_uring);
@@ -806,6 +923,7 @@ Result<std::unique_ptr<Registration>> configure_async_syscall(Runtime& rt, Execu
   rt.bind(slot.value(), &Registration::Impl::on_interrupt, ip);
   std::unique_ptr<Registration> h(new Registration(std::move(impl)));
   t_regs.v.push_back(h.get());
+  sync_sole();
   return h;
 }
 
@@ -824,13 +942,6 @@ void CancelToken::cancel() noexcept {
   std::vector<detail::OpNode*> ops;
   for (detail::OpNode* op = head_; op != nullptr; op = op->tok_next) ops.push_back(op);
   for (detail::OpNode* op : ops) op->reg->cancel(op, ECANCELED);
-}
-
-// ---- SyscallAwaiter --------------------------------------------------------------------------
-
-bool SyscallAwaiter::await_suspend(std::coroutine_handle<> h) noexcept {
-  op_.h = h;
-  return op_.reg->submit(&op_);
 }
 
 }  // namespace uipc::sys

@@ -13,7 +13,6 @@ namespace uipc::sys {
 
 namespace {
 using detail::p2i;
-using detail::TypedCall;
 Registration* me() noexcept { return Registration::current(); }
 }  // namespace
 
@@ -65,49 +64,7 @@ bool SleepCall::await_suspend(std::coroutine_handle<> h) noexcept {
 
 }  // namespace detail
 
-TypedCall<std::size_t> read(int fd, std::span<std::byte> buf, CallOptions o) noexcept {
-  return {me(), SYS_read, {fd, p2i(buf.data()), static_cast<std::int64_t>(buf.size()), 0, 0, 0}, o};
-}
-TypedCall<std::size_t> write(int fd, std::span<const std::byte> buf, CallOptions o) noexcept {
-  return {me(), SYS_write, {fd, p2i(buf.data()), static_cast<std::int64_t>(buf.size()), 0, 0, 0}, o};
-}
-TypedCall<std::size_t> pread(int fd, std::span<std::byte> buf, off_t offset, CallOptions o) noexcept {
-  return {me(), SYS_pread64, {fd, p2i(buf.data()), static_cast<std::int64_t>(buf.size()), offset, 0, 0}, o};
-}
-TypedCall<std::size_t> pwrite(int fd, std::span<const std::byte> buf, off_t offset, CallOptions o) noexcept {
-  return {me(), SYS_pwrite64, {fd, p2i(buf.data()), static_cast<std::int64_t>(buf.size()), offset, 0, 0}, o};
-}
-TypedCall<int> openat(int dirfd, const char* path, int flags, mode_t mode, CallOptions o) noexcept {
-  return {me(), SYS_openat, {dirfd, p2i(path), flags, static_cast<std::int64_t>(mode), 0, 0}, o};
-}
-TypedCall<void> close(int fd, CallOptions o) noexcept { return {me(), SYS_close, {fd, 0, 0, 0, 0, 0}, o}; }
 detail::FstatCall fstat(int fd, CallOptions o) noexcept { return {me(), fd, o}; }
-TypedCall<void> fsync(int fd, CallOptions o) noexcept { return {me(), SYS_fsync, {fd, 0, 0, 0, 0, 0}, o}; }
-TypedCall<void> fdatasync(int fd, CallOptions o) noexcept { return {me(), SYS_fdatasync, {fd, 0, 0, 0, 0, 0}, o}; }
-TypedCall<void*> mmap(void* addr, std::size_t len, int prot, int flags, int fd, off_t offset, CallOptions o) noexcept {
-  return {me(), SYS_mmap, {p2i(addr), static_cast<std::int64_t>(len), prot, flags, fd, offset}, o};
-}
-TypedCall<void> munmap(void* addr, std::size_t len, CallOptions o) noexcept {
-  return {me(), SYS_munmap, {p2i(addr), static_cast<std::int64_t>(len), 0, 0, 0, 0}, o};
-}
-TypedCall<std::size_t> getdents64(int fd, std::span<std::byte> buf, CallOptions o) noexcept {
-  return {me(), SYS_getdents64, {fd, p2i(buf.data()), static_cast<std::int64_t>(buf.size()), 0, 0, 0}, o};
-}
 detail::SleepCall nanosleep(std::int64_t ns, CallOptions o) noexcept { return {me(), ns, o}; }
-TypedCall<off_t> lseek(int fd, off_t offset, int whence, CallOptions o) noexcept {
-  return {me(), SYS_lseek, {fd, offset, whence, 0, 0, 0}, o};
-}
-TypedCall<std::size_t> recv(int fd, std::span<std::byte> buf, int flags, CallOptions o) noexcept {
-  return {me(), SYS_recvfrom, {fd, p2i(buf.data()), static_cast<std::int64_t>(buf.size()), flags, 0, 0}, o};
-}
-TypedCall<std::size_t> send(int fd, std::span<const std::byte> buf, int flags, CallOptions o) noexcept {
-  return {me(), SYS_sendto, {fd, p2i(buf.data()), static_cast<std::int64_t>(buf.size()), flags, 0, 0}, o};
-}
-TypedCall<pid_t> getpid(CallOptions o) noexcept { return {me(), SYS_getpid, {0, 0, 0, 0, 0, 0}, o}; }
-TypedCall<pid_t> getppid(CallOptions o) noexcept { return {me(), SYS_getppid, {0, 0, 0, 0, 0, 0}, o}; }
-TypedCall<long> call(long number, std::int64_t a0, std::int64_t a1, std::int64_t a2, std::int64_t a3, std::int64_t a4,
-                     std::int64_t a5, CallOptions o) noexcept {
-  return {me(), number, {a0, a1, a2, a3, a4, a5}, o};
-}
 
 }  // namespace uipc::sys

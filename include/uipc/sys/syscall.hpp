@@ -20,6 +20,11 @@
 //    with io_uring); the executor passes pointers to the kernel and never dereferences them
 //    itself except through process_vm_readv/writev, so a bad pointer yields EFAULT, not a crash.
 //  * Calls in flight have no order among themselves; a coroutine that needs order awaits each.
+//  * call_many(calls) submits a batch from one coroutine, which is resumed once, after the last
+//    call of the batch completed. Each call of a batch keeps every guarantee above (exactly one
+//    completion, with the result it would have had alone; options apply to each call); a batch
+//    larger than the free slots waits for slots (or fails the rest with EAGAIN under
+//    fail_when_full). The BatchSyscalls hold the calls' state and must not move until then.
 // Who may call: configure_async_syscall and everything on a Registration from the thread that
 //  runs the Runtime (before it runs or inside it); the handle's destructor there too, or after
 //  the runtime stopped. co_await only inside coroutines running on that runtime.
@@ -28,10 +33,12 @@
 #pragma once
 
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
 
 #include <array>
 #include <cerrno>
+#include <cstddef>
 #include <coroutine>
 #include <cstdint>
 #include <memory>
@@ -74,22 +81,26 @@ struct RegistrationStats {
 namespace detail {
 
 // One call's state on the caller side. It lives in the awaiter, i.e. in the awaiting
-// coroutine's frame, and does not move while the call is in flight. No default member
-// initializers (this is the per-call hot path): SyscallAwaiter's constructor sets what is read
-// before submission; the rest is written where it gets its value.
+// coroutine's frame (or in a BatchSyscall), and does not move while the call is in flight. No
+// default member initializers (this is the per-call hot path): SyscallAwaiter's constructor sets
+// what is read before submission; the rest is written where it gets its value.
 struct OpNode {
   enum class State : std::uint8_t { idle, waiting, submitted, cancel_sent, done };
-  // Hot: written or read by every call (construction, submission, completion, resumption), kept
-  // together so that a call touches as few of its frame's cache lines as possible.
-  Registration* reg;
+  // Hot, in the order completion touches them: finishing a plain call (no timeout, no token)
+  // reads and writes only the first 32 bytes, so it costs at most two of the frame's cache
+  // lines, one in the common case.
   State state;
+  bool extras;          // a timer, a token or a demoted write to settle: finish() looks further
   bool cancel_pending;  // a cancellation waits for request-ring space
   bool timed;           // `timer` was armed for this call (only then is it looked at)
   bool demoted;         // a direct call sent on the ring way after moving `partial` bytes
-  std::uint32_t index;
-  abi::SyscallRequest rq;
-  std::int64_t result;
   std::coroutine_handle<> h;
+  std::int64_t result;
+  std::size_t* group;   // call_many: the batch's count of calls still open (its coroutine is
+                        // resumed when it reaches 0); nullptr: resume `h` at completion
+  // Hot on the submission side.
+  Registration* reg;
+  abi::SyscallRequest rq;
   CallOptions opt;
   // Cold: timeouts, cancellation tokens, waiting for a slot.
   OpNode* wait_next;  // FIFO of calls waiting for a slot / for ring space
@@ -101,8 +112,30 @@ struct OpNode {
   // without one never touches these bytes.
   alignas(Runtime::TimerNode) unsigned char timer_storage[sizeof(Runtime::TimerNode)];
   Runtime::TimerNode& timer() noexcept { return *std::launder(reinterpret_cast<Runtime::TimerNode*>(timer_storage)); }
+
+  // Bytes from the start that completing a plain call touches (prefetched by the drain).
+  static constexpr std::size_t kCompletionBytes = 32;
+  // The number as the request carries it: out of range becomes one the executor answers with
+  // -EINVAL (never executed).
+  static std::uint32_t wire_number(long number) noexcept {
+    return number < 0 || number > static_cast<long>(abi::kMaxSyscallNumber) ? abi::kMaxSyscallNumber + 1
+                                                                              : static_cast<std::uint32_t>(number);
+  }
+  // What every submission path sets before submit(), besides the request's number and args.
+  void prepare(Registration* r, CallOptions o) noexcept {
+    reg = r;
+    rq.flags = 0;
+    opt = o;
+    state = State::idle;
+    extras = false;
+    cancel_pending = false;
+    timed = false;
+    demoted = false;
+    group = nullptr;
+  }
 };
 static_assert(std::is_trivially_destructible_v<Runtime::TimerNode>);
+static_assert(offsetof(OpNode, group) + sizeof(OpNode::group) <= OpNode::kCompletionBytes);
 
 }  // namespace detail
 
@@ -144,24 +177,74 @@ class [[nodiscard]] SyscallAwaiter {
 
 inline SyscallAwaiter::SyscallAwaiter(Registration* reg, long number, const std::array<std::int64_t, 6>& args,
                                       CallOptions opt) noexcept {
-  // Only what the paths before submission read: id, index, h, result and the list links are
-  // written where they get their values (submit, await_suspend, completion, attach).
-  op_.reg = reg;
-  op_.rq.number = number < 0 || number > static_cast<long>(abi::kMaxSyscallNumber)
-                      ? abi::kMaxSyscallNumber + 1  // malformed: the executor answers -EINVAL
-                      : static_cast<std::uint32_t>(number);
-  op_.rq.flags = 0;
+  // Only what the paths before submission read: id, h, result and the list links are written
+  // where they get their values (submit, await_suspend, completion, attach).
+  op_.prepare(reg, opt);
+  op_.rq.number = detail::OpNode::wire_number(number);
   for (std::size_t i = 0; i < 6; ++i) op_.rq.args[i] = args[i];
-  op_.opt = opt;
-  op_.state = detail::OpNode::State::idle;
-  op_.cancel_pending = false;
-  op_.timed = false;
-  op_.demoted = false;
   if (reg == nullptr) [[unlikely]] {
     op_.result = -ENOTCONN;
     op_.state = detail::OpNode::State::done;
   }
 }
+
+// One system call of a batch (call_many): its number and arguments go in, its raw result
+// (the return value or -errno) comes out. It holds the call's state while the batch is in
+// flight, so it must stay where it is (and alive) until the batch has completed; after that
+// it may be read, set again or sent as it is in another batch. Cache-line aligned: submitting
+// and completing a call touch its first two lines only.
+class alignas(uipc::abi::kCacheLine) BatchSyscall {
+ public:
+  BatchSyscall() noexcept { set(-1); }
+  explicit BatchSyscall(long number, std::int64_t a0 = 0, std::int64_t a1 = 0, std::int64_t a2 = 0,
+                        std::int64_t a3 = 0, std::int64_t a4 = 0, std::int64_t a5 = 0) noexcept {
+    set(number, a0, a1, a2, a3, a4, a5);
+  }
+  // A number outside 0 .. abi::kMaxSyscallNumber makes the call complete with -EINVAL.
+  void set(long number, std::int64_t a0 = 0, std::int64_t a1 = 0, std::int64_t a2 = 0, std::int64_t a3 = 0,
+           std::int64_t a4 = 0, std::int64_t a5 = 0) noexcept {
+    op_.rq.number = detail::OpNode::wire_number(number);
+    std::int64_t* a = op_.rq.args;
+    a[0] = a0;
+    a[1] = a1;
+    a[2] = a2;
+    a[3] = a3;
+    a[4] = a4;
+    a[5] = a5;
+  }
+  // After the batch has completed: the value or -errno (as SyscallAwaiter's co_await yields).
+  std::int64_t result() const noexcept { return op_.result; }
+  bool ok() const noexcept { return !(op_.result < 0 && op_.result >= -4095); }
+
+ private:
+  friend class BatchAwaiter;
+  friend class Registration;
+  detail::OpNode op_;
+};
+
+// co_await call_many(...): submits every call of the batch and resumes the awaiting coroutine
+// once, when the last one has completed; yields how many succeeded (BatchSyscall::ok()).
+class [[nodiscard]] BatchAwaiter {
+ public:
+  BatchAwaiter(Registration* reg, std::span<BatchSyscall> calls, CallOptions opt) noexcept
+      : reg_(reg), calls_(calls), opt_(opt) {}
+  BatchAwaiter(const BatchAwaiter&) = delete;
+  BatchAwaiter& operator=(const BatchAwaiter&) = delete;
+
+  bool await_ready() const noexcept { return calls_.empty(); }
+  bool await_suspend(std::coroutine_handle<> h) noexcept;
+  std::size_t await_resume() const noexcept {
+    std::size_t ok = 0;
+    for (const BatchSyscall& c : calls_) ok += c.ok() ? 1 : 0;
+    return ok;
+  }
+
+ private:
+  Registration* reg_;
+  std::span<BatchSyscall> calls_;
+  CallOptions opt_;
+  std::size_t open_ = 0;  // calls of the batch not yet completed (OpNode::group points here)
+};
 
 class Registration {
  public:
@@ -181,6 +264,14 @@ class Registration {
   SyscallAwaiter call_raw(long number, std::int64_t a0 = 0, std::int64_t a1 = 0, std::int64_t a2 = 0,
                           std::int64_t a3 = 0, std::int64_t a4 = 0, std::int64_t a5 = 0, CallOptions o = {}) noexcept {
     return SyscallAwaiter(this, number, {a0, a1, a2, a3, a4, a5}, o);
+  }
+  // A batch: every call of `calls` is submitted at once (in order; those beyond the free slots
+  // wait for one, or fail with EAGAIN under fail_when_full), each with the options `o` (a
+  // timeout applies to each call; a token cancels every call still open), and the awaiting
+  // coroutine is resumed once, after the last one completed. Each call completes exactly once,
+  // with the result (or error) the same call made alone would have had.
+  BatchAwaiter call_many(std::span<BatchSyscall> calls, CallOptions o = {}) noexcept {
+    return BatchAwaiter(this, calls, o);
   }
 
   Runtime& runtime() const noexcept;
@@ -208,13 +299,46 @@ class Registration {
  private:
   friend Result<std::unique_ptr<Registration>> configure_async_syscall(Runtime&, Executor&, const SyscallOptions&);
   friend class SyscallAwaiter;
+  friend class BatchAwaiter;
   friend class CancelToken;
   explicit Registration(std::unique_ptr<Impl> impl);
+  static Registration* current_slow() noexcept;
   static Registration* find_current() noexcept;
   bool submit(detail::OpNode* op) noexcept;
+  bool submit_many(BatchSyscall* calls, std::size_t n, std::size_t* open, std::coroutine_handle<> h,
+                   CallOptions o) noexcept;
   void cancel(detail::OpNode* op, int reason) noexcept;
   std::unique_ptr<Impl> impl_;
+  bool closed_ = false;  // Impl's `closed`, where current()'s inline fast path can see it
 };
+
+namespace detail {
+// The calling thread's registration when it has exactly one (open or closed: current() checks),
+// else nullptr; kept by registration.cpp. current()'s fast path, one thread-local load.
+inline constinit thread_local Registration* t_sole_registration = nullptr;
+}  // namespace detail
+
+inline Registration* Registration::current() noexcept {
+  Registration* r = detail::t_sole_registration;
+  if (r != nullptr && !r->closed_) [[likely]] return r;
+  return current_slow();
+}
+
+inline bool SyscallAwaiter::await_suspend(std::coroutine_handle<> h) noexcept {
+  op_.h = h;
+  return op_.reg->submit(&op_);
+}
+
+inline bool BatchAwaiter::await_suspend(std::coroutine_handle<> h) noexcept {
+  if (reg_ == nullptr) [[unlikely]] {
+    for (BatchSyscall& c : calls_) {
+      c.op_.result = -ENOTCONN;
+      c.op_.state = detail::OpNode::State::done;
+    }
+    return false;
+  }
+  return reg_->submit_many(calls_.data(), calls_.size(), &open_, h, opt_);
+}
 
 // Registers the calling thread (see the top of this file). Errors: operation_not_permitted
 // when called on a thread that runs another runtime; invalid_argument for options out of
@@ -289,27 +413,70 @@ inline std::int64_t p2i(const void* p) noexcept { return static_cast<std::int64_
 
 }  // namespace detail
 
-detail::TypedCall<std::size_t> read(int fd, std::span<std::byte> buf, CallOptions o = {}) noexcept;
-detail::TypedCall<std::size_t> write(int fd, std::span<const std::byte> buf, CallOptions o = {}) noexcept;
-detail::TypedCall<std::size_t> pread(int fd, std::span<std::byte> buf, off_t offset, CallOptions o = {}) noexcept;
-detail::TypedCall<std::size_t> pwrite(int fd, std::span<const std::byte> buf, off_t offset, CallOptions o = {}) noexcept;
-detail::TypedCall<int> openat(int dirfd, const char* path, int flags, mode_t mode = 0, CallOptions o = {}) noexcept;
-detail::TypedCall<void> close(int fd, CallOptions o = {}) noexcept;
+// Inline, so that a call's request is built straight into its awaiter: the typed calls are
+// the per-call hot path.
+inline detail::TypedCall<std::size_t> read(int fd, std::span<std::byte> buf, CallOptions o = {}) noexcept {
+  return {Registration::current(), SYS_read, {fd, detail::p2i(buf.data()), static_cast<std::int64_t>(buf.size()), 0, 0, 0}, o};
+}
+inline detail::TypedCall<std::size_t> write(int fd, std::span<const std::byte> buf, CallOptions o = {}) noexcept {
+  return {Registration::current(), SYS_write, {fd, detail::p2i(buf.data()), static_cast<std::int64_t>(buf.size()), 0, 0, 0}, o};
+}
+inline detail::TypedCall<std::size_t> pread(int fd, std::span<std::byte> buf, off_t offset, CallOptions o = {}) noexcept {
+  return {Registration::current(), SYS_pread64, {fd, detail::p2i(buf.data()), static_cast<std::int64_t>(buf.size()), offset, 0, 0}, o};
+}
+inline detail::TypedCall<std::size_t> pwrite(int fd, std::span<const std::byte> buf, off_t offset,
+                                             CallOptions o = {}) noexcept {
+  return {Registration::current(), SYS_pwrite64, {fd, detail::p2i(buf.data()), static_cast<std::int64_t>(buf.size()), offset, 0, 0}, o};
+}
+inline detail::TypedCall<int> openat(int dirfd, const char* path, int flags, mode_t mode = 0, CallOptions o = {}) noexcept {
+  return {Registration::current(), SYS_openat, {dirfd, detail::p2i(path), flags, static_cast<std::int64_t>(mode), 0, 0}, o};
+}
+inline detail::TypedCall<void> close(int fd, CallOptions o = {}) noexcept {
+  return {Registration::current(), SYS_close, {fd, 0, 0, 0, 0, 0}, o};
+}
 detail::FstatCall fstat(int fd, CallOptions o = {}) noexcept;
-detail::TypedCall<void> fsync(int fd, CallOptions o = {}) noexcept;
-detail::TypedCall<void> fdatasync(int fd, CallOptions o = {}) noexcept;
-detail::TypedCall<void*> mmap(void* addr, std::size_t len, int prot, int flags, int fd, off_t offset,
-                              CallOptions o = {}) noexcept;
-detail::TypedCall<void> munmap(void* addr, std::size_t len, CallOptions o = {}) noexcept;
-detail::TypedCall<std::size_t> getdents64(int fd, std::span<std::byte> buf, CallOptions o = {}) noexcept;
+inline detail::TypedCall<void> fsync(int fd, CallOptions o = {}) noexcept {
+  return {Registration::current(), SYS_fsync, {fd, 0, 0, 0, 0, 0}, o};
+}
+inline detail::TypedCall<void> fdatasync(int fd, CallOptions o = {}) noexcept {
+  return {Registration::current(), SYS_fdatasync, {fd, 0, 0, 0, 0, 0}, o};
+}
+inline detail::TypedCall<void*> mmap(void* addr, std::size_t len, int prot, int flags, int fd, off_t offset,
+                                     CallOptions o = {}) noexcept {
+  return {Registration::current(), SYS_mmap, {detail::p2i(addr), static_cast<std::int64_t>(len), prot, flags, fd, offset}, o};
+}
+inline detail::TypedCall<void> munmap(void* addr, std::size_t len, CallOptions o = {}) noexcept {
+  return {Registration::current(), SYS_munmap, {detail::p2i(addr), static_cast<std::int64_t>(len), 0, 0, 0, 0}, o};
+}
+inline detail::TypedCall<std::size_t> getdents64(int fd, std::span<std::byte> buf, CallOptions o = {}) noexcept {
+  return {Registration::current(), SYS_getdents64, {fd, detail::p2i(buf.data()), static_cast<std::int64_t>(buf.size()), 0, 0, 0}, o};
+}
 detail::SleepCall nanosleep(std::int64_t ns, CallOptions o = {}) noexcept;
-detail::TypedCall<off_t> lseek(int fd, off_t offset, int whence, CallOptions o = {}) noexcept;
-detail::TypedCall<std::size_t> recv(int fd, std::span<std::byte> buf, int flags = 0, CallOptions o = {}) noexcept;
-detail::TypedCall<std::size_t> send(int fd, std::span<const std::byte> buf, int flags = 0, CallOptions o = {}) noexcept;
-detail::TypedCall<pid_t> getpid(CallOptions o = {}) noexcept;
-detail::TypedCall<pid_t> getppid(CallOptions o = {}) noexcept;
+inline detail::TypedCall<off_t> lseek(int fd, off_t offset, int whence, CallOptions o = {}) noexcept {
+  return {Registration::current(), SYS_lseek, {fd, offset, whence, 0, 0, 0}, o};
+}
+inline detail::TypedCall<std::size_t> recv(int fd, std::span<std::byte> buf, int flags = 0, CallOptions o = {}) noexcept {
+  return {Registration::current(), SYS_recvfrom, {fd, detail::p2i(buf.data()), static_cast<std::int64_t>(buf.size()), flags, 0, 0}, o};
+}
+inline detail::TypedCall<std::size_t> send(int fd, std::span<const std::byte> buf, int flags = 0, CallOptions o = {}) noexcept {
+  return {Registration::current(), SYS_sendto, {fd, detail::p2i(buf.data()), static_cast<std::int64_t>(buf.size()), flags, 0, 0}, o};
+}
+inline detail::TypedCall<pid_t> getpid(CallOptions o = {}) noexcept {
+  return {Registration::current(), SYS_getpid, {0, 0, 0, 0, 0, 0}, o};
+}
+inline detail::TypedCall<pid_t> getppid(CallOptions o = {}) noexcept {
+  return {Registration::current(), SYS_getppid, {0, 0, 0, 0, 0, 0}, o};
+}
 // Any call by number; the raw result converted: a value, or the error for -errno.
-detail::TypedCall<long> call(long number, std::int64_t a0 = 0, std::int64_t a1 = 0, std::int64_t a2 = 0,
-                             std::int64_t a3 = 0, std::int64_t a4 = 0, std::int64_t a5 = 0, CallOptions o = {}) noexcept;
+inline detail::TypedCall<long> call(long number, std::int64_t a0 = 0, std::int64_t a1 = 0, std::int64_t a2 = 0,
+                                    std::int64_t a3 = 0, std::int64_t a4 = 0, std::int64_t a5 = 0,
+                                    CallOptions o = {}) noexcept {
+  return {Registration::current(), number, {a0, a1, a2, a3, a4, a5}, o};
+}
+// A batch on the calling thread's registration (Registration::call_many); without one, every
+// call completes with -ENOTCONN at once.
+inline BatchAwaiter call_many(std::span<BatchSyscall> calls, CallOptions o = {}) noexcept {
+  return BatchAwaiter(Registration::current(), calls, o);
+}
 
 }  // namespace uipc::sys
