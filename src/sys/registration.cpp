@@ -10,7 +10,9 @@
 
 #include <cerrno>
 #include <cstring>
+#include <mutex>
 #include <thread>
+#include <unordered_map>
 
 #include "internal.hpp"
 #include "uipc/sys/syscall.hpp"
@@ -704,30 +706,59 @@ struct Registration::Impl {
 namespace {
 
 // The calling thread's open registrations; closed (executor side only) when the thread ends.
-struct ThreadRegistrations {
-  std::vector<Registration*> v;
-  ~ThreadRegistrations() {
-    detail::t_sole_registration = nullptr;
-    for (Registration* r : v) r->close_from_thread_exit();
-  }
-};
-thread_local ThreadRegistrations t_regs;
+// A handle may be destroyed on another thread (after its runtime stopped), so the list, and the
+// thread's caches below, are also changed from other threads: always under g_owners_mu, which
+// also keeps a destruction there from racing with the owner thread's exit.
+struct ThreadRegistrations;
+std::mutex g_owners_mu;
+std::unordered_map<Registration*, ThreadRegistrations*> g_owners;  // each open registration's list
+
 thread_local Registration* t_last = nullptr;  // Registration::current()'s cache
 thread_local Runtime* t_last_rt = nullptr;
 
-// Registration::current()'s fast path: the thread's only registration (current() checks that
-// it is open).
-void sync_sole() { detail::t_sole_registration = t_regs.v.size() == 1 ? t_regs.v.front() : nullptr; }
+struct ThreadRegistrations {
+  std::vector<Registration*> v;
+  // This thread's caches, reachable from the thread that forgets a registration of ours.
+  Registration** sole = &detail::t_sole_registration;
+  Registration** last = &t_last;
+  ~ThreadRegistrations() {
+    std::lock_guard lk(g_owners_mu);
+    *sole = nullptr;
+    *last = nullptr;
+    for (Registration* r : v) {
+      g_owners.erase(r);
+      r->close_from_thread_exit();
+    }
+    v.clear();
+  }
+  // Registration::current()'s fast path: the thread's only registration (current() checks that
+  // it is open). Under g_owners_mu.
+  void sync_sole() noexcept { *sole = v.size() == 1 ? v.front() : nullptr; }
+};
+thread_local ThreadRegistrations t_regs;
 
+void remember(Registration* r) {
+  std::lock_guard lk(g_owners_mu);
+  t_regs.v.push_back(r);
+  g_owners[r] = &t_regs;
+  t_regs.sync_sole();
+}
+
+// Takes `r` out of its thread's list and caches, from whichever thread.
 void forget(Registration* r) {
-  if (t_last == r) t_last = nullptr;
-  auto& v = t_regs.v;
+  std::lock_guard lk(g_owners_mu);
+  auto o = g_owners.find(r);
+  if (o == g_owners.end()) return;  // forgotten already, or its thread has ended
+  ThreadRegistrations* l = o->second;
+  g_owners.erase(o);
+  if (*l->last == r) *l->last = nullptr;
+  auto& v = l->v;
   for (auto it = v.begin(); it != v.end(); ++it)
     if (*it == r) {
       v.erase(it);
       break;
     }
-  sync_sole();
+  l->sync_sole();
 }
 
 }  // namespace
@@ -737,13 +768,14 @@ void forget(Registration* r) {
 Registration::Registration(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) { impl_->self = this; }
 
 Registration::~Registration() {
-  if (pthread_equal(pthread_self(), impl_->thread)) forget(this);
+  forget(this);
   if (!impl_->closed) impl_->close(true);
 }
 
 void Registration::close_from_thread_exit() noexcept { impl_->close(false); }
 
 Registration* Registration::current_slow() noexcept {
+  std::lock_guard lk(g_owners_mu);  // the list and t_last may be changed by another thread
   Runtime* const now = Runtime::current();
   if (t_last != nullptr && t_last_rt == now && !t_last->impl_->closed) return t_last;
   Registration* r = find_current();
@@ -764,7 +796,7 @@ Registration* Registration::find_current() noexcept {
 
 void Registration::close() noexcept {
   if (impl_->closed) return;
-  if (pthread_equal(pthread_self(), impl_->thread)) forget(this);
+  forget(this);
   impl_->close(true);
 }
 
@@ -922,8 +954,7 @@ Result<std::unique_ptr<Registration>> configure_async_syscall(Runtime& rt, Execu
     }
   rt.bind(slot.value(), &Registration::Impl::on_interrupt, ip);
   std::unique_ptr<Registration> h(new Registration(std::move(impl)));
-  t_regs.v.push_back(h.get());
-  sync_sole();
+  remember(h.get());
   return h;
 }
 

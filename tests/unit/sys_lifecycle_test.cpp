@@ -73,6 +73,36 @@ TEST(SysLifecycle, RegisterDeregisterAndRegisterAgain) {
   EXPECT_EQ(ex->registrations(), 0u);
 }
 
+TEST(SysLifecycle, ARegistrationDestroyedOnAnotherThreadLeavesItsOwnThreadSound) {
+  // The handle may be destroyed on another thread once its runtime stopped. Its own thread
+  // then finds no registration (not a freed one), and ending that thread touches nothing of it.
+  auto ex = make();
+  std::unique_ptr<Registration> reg;
+  std::atomic<int> phase{0};
+  std::thread owner([&] {
+    Runtime rt;
+    reg = std::move(configure_async_syscall(rt, *ex).value());
+    auto a = rt.block_on([]() -> Task<Result<pid_t>> { co_return co_await sys::getpid(); }());
+    EXPECT_EQ(a.value(), ::getpid());
+    phase.store(1);
+    while (phase.load() != 2) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    EXPECT_EQ(Registration::current(), nullptr);
+    auto b = rt.block_on([]() -> Task<Result<pid_t>> { co_return co_await sys::getpid(); }());
+    EXPECT_EQ(b.error(), std::errc::not_connected);
+    // A new registration on this thread is the current one again.
+    auto again = configure_async_syscall(rt, *ex);
+    ASSERT_TRUE(again);
+    auto c = rt.block_on([]() -> Task<Result<pid_t>> { co_return co_await sys::getpid(); }());
+    EXPECT_EQ(c.value(), ::getpid());
+  });
+  while (phase.load() != 1) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  reg.reset();  // on this thread, after the owner's runtime stopped
+  EXPECT_EQ(ex->registrations(), 0u);
+  phase.store(2);
+  owner.join();  // the owner's thread-exit clean-up must not reach the destroyed registration
+  EXPECT_EQ(ex->registrations(), 0u);
+}
+
 TEST(SysLifecycle, OptionsAreValidated) {
   auto ex = make();
   Runtime rt;

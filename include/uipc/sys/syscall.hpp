@@ -26,8 +26,10 @@
 //    larger than the free slots waits for slots (or fails the rest with EAGAIN under
 //    fail_when_full). The BatchSyscalls hold the calls' state and must not move until then.
 // Who may call: configure_async_syscall and everything on a Registration from the thread that
-//  runs the Runtime (before it runs or inside it); the handle's destructor there too, or after
-//  the runtime stopped. co_await only inside coroutines running on that runtime.
+//  runs the Runtime (before it runs or inside it); the handle's destructor there too, or, once
+//  the runtime stopped and the thread makes no more calls through it, on any thread (its own
+//  thread then finds no registration, and ending that thread touches nothing of the handle).
+//  co_await only inside coroutines running on that runtime.
 // What blocks: close()/the destructor, until the executor has let go of every call in flight
 //  (blocked pool calls are interrupted first); nothing else blocks the thread.
 #pragma once
