@@ -31,7 +31,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-const char* const kModes[] = {"async", "async-batch", "sync", "ring", "uds-epoll", "pipe"};
+const char* const kModes[] = {"async", "async-inline", "async-batch", "sync", "ring", "uds-epoll", "pipe"};
 constexpr std::size_t kBytes = 64;
 constexpr unsigned kHeadlineInflight = 64;
 

@@ -421,6 +421,8 @@ Headline headline(const Dataset& d, std::uint64_t hi) {
     h.why_sync_hi = ratio_missing(*g, "async", "sync", hi);
     h.why_ring_hi = ratio_missing(*g, "async", "ring", hi);
     h.why_uds_epoll_hi = ratio_missing(*g, "async", "uds-epoll", hi);
+    h.best_sync_1 = best_async_ratio(*g, "sync", 1);
+    h.best_sync_hi = best_async_ratio(*g, "sync", hi);
     h.best_ring_hi = best_async_ratio(*g, "ring", hi);
     h.best_uds_epoll_hi = best_async_ratio(*g, "uds-epoll", hi);
     // Per call: only defined when calls completed.
@@ -448,8 +450,8 @@ std::string headline_text(const Headline& h) {
     return ", best " + ratio_s(b->first, "") + " (" + b->second + ")";
   };
   std::vector<std::pair<std::string, std::string>> rows = {
-      {"async / sync, 1 in flight", ratio_s(h.async_sync_1, h.why_sync_1)},
-      {"async / sync, " + hi + " in flight", ratio_s(h.async_sync_hi, h.why_sync_hi)},
+      {"async / sync, 1 in flight", ratio_s(h.async_sync_1, h.why_sync_1) + best_s(h.best_sync_1)},
+      {"async / sync, " + hi + " in flight", ratio_s(h.async_sync_hi, h.why_sync_hi) + best_s(h.best_sync_hi)},
       {"async / ring, " + hi + " in flight", ratio_s(h.async_ring_hi, h.why_ring_hi) + best_s(h.best_ring_hi)},
       {"async / uds-epoll, " + hi + " in flight",
        ratio_s(h.async_uds_epoll_hi, h.why_uds_epoll_hi) + best_s(h.best_uds_epoll_hi)},

@@ -138,7 +138,7 @@ struct Headline {
               why_uds_epoll_hi = "not measured", why_async_kernel_hi = "not measured", why_sync_kernel_hi = "not measured";
   std::optional<double> async_kernel_hi, sync_kernel_hi;
   // The fastest of the async modes (async, async-inline, async-batch, ...) and which it was.
-  std::optional<std::pair<double, std::string>> best_ring_hi, best_uds_epoll_hi;
+  std::optional<std::pair<double, std::string>> best_sync_1, best_sync_hi, best_ring_hi, best_uds_epoll_hi;
   std::optional<double> idle_pct;  // % of one core
   bool any() const;
 };

@@ -278,7 +278,7 @@ TEST(Report, Headline) {
 
 TEST(Report, HeadlineAndGoalsNameAFasterAsyncMode) {
   // The sample plus an async-batch line at 64 in flight, faster than plain async (12 M/s): the
-  // ring and uds-epoll rows add its ratio and name it; the ring goal says whether it meets 0.5.
+  // sync, ring and uds-epoll rows add its ratio and name it; the ring goal says whether it meets 0.5.
   Dataset d;
   std::ifstream in(kData / "sample.jsonl");
   std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -295,6 +295,9 @@ TEST(Report, HeadlineAndGoalsNameAFasterAsyncMode) {
   const Headline h = headline(d, 64);
   ASSERT_TRUE(h.best_ring_hi);
   EXPECT_EQ(h.best_ring_hi->second, "async-batch");
+  ASSERT_TRUE(h.best_sync_hi);  // the sync row names it too
+  EXPECT_EQ(h.best_sync_hi->second, "async-batch");
+  EXPECT_FALSE(h.best_sync_1 && h.best_sync_1->second != "async");  // nothing but async at 1
   EXPECT_DOUBLE_EQ(h.best_ring_hi->first, 0.6);
   const std::string t = headline_text(h);
   EXPECT_CONTAINS(t, "  async / ring, 64 in flight                 0.50x, best 0.60x (async-batch)\n");
