@@ -7,7 +7,13 @@
 
 namespace uipc::ipc {
 
-struct Server::Chan {
+// A channel's server-side state is written by the server's thread at every request, but it is
+// allocated by whoever connects (the client's thread, for an in-process client), right next to
+// that thread's own objects: on lines of its own, so neither side's stores steal the other's
+// lines (kLinePair: the adjacent-line prefetcher moves lines in 128-byte pairs).
+constexpr std::size_t kLinePair = 2 * abi::kCacheLine;
+
+struct alignas(kLinePair) Server::Chan {
   Server* server = nullptr;
   Runtime* rt = nullptr;
   ChannelEnd end;
@@ -22,7 +28,8 @@ struct Server::Chan {
   bool closing = false;
   std::error_code error;
   std::vector<std::unique_ptr<std::byte[]>> buffers;  // request+reply scratch, 2 × max_payload
-  std::unique_ptr<std::byte[]> scratch;  // the inline handler's copy of the current request
+  std::unique_ptr<std::byte[]> scratch_mem;  // holds `scratch`, padded to line pairs of its own
+  std::byte* scratch = nullptr;              // the inline handler's copy of the current request
 };
 
 Server::Server(Runtime& rt, Handler handler) : rt_(rt), handler_(std::move(handler)) {}
@@ -84,7 +91,10 @@ Result<void> Server::adopt(ChannelEnd end) {
     else chan->rt->counters().suppressed.add();
   };
   ch->req = RingConsumer(request_ring(*end.region, end.layout));
-  ch->scratch.reset(new std::byte[end.layout.max_payload]);
+  const std::size_t scratch_bytes = (end.layout.max_payload + kLinePair - 1) / kLinePair * kLinePair;
+  ch->scratch_mem.reset(new std::byte[scratch_bytes + 2 * kLinePair]);
+  ch->scratch = ch->scratch_mem.get() + kLinePair -
+                reinterpret_cast<std::uintptr_t>(ch->scratch_mem.get()) % kLinePair;  // within the padding
   ch->resp = RingProducer(response_ring(*end.region, end.layout));
   ch->end = std::move(end);
   // Bound now, so a request sent before serve() picks the channel up is not lost: the receive
@@ -213,7 +223,7 @@ Task<void> Server::receive_loop(Chan* ch) {
       if (inline_) {
         // The request is copied out of shared memory before anyone looks at it: the client may
         // rewrite the slot at any time.
-        std::byte* copy = ch->scratch.get();
+        std::byte* copy = ch->scratch;
         std::memcpy(copy, p, h.len);
         ch->req.pop();
         if (!reply_inline(ch, h.id, copy, h.len)) {  // response ring full: reply from a buffer
