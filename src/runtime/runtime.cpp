@@ -272,6 +272,7 @@ void Runtime::park(Poller& p) noexcept {
   p.linked = true;
   p.armed = false;
   ++pollers_count_;
+  if (p.tick_driven) ++tick_pollers_;
 }
 
 void Runtime::unpark(Poller& p) noexcept {
@@ -285,6 +286,7 @@ void Runtime::unpark(Poller& p) noexcept {
     p.armed = false;
   }
   --pollers_count_;
+  if (p.tick_driven) --tick_pollers_;
 }
 
 void Runtime::cancel_deferred(Deferred& d) noexcept {
@@ -368,7 +370,8 @@ void Runtime::idle() {
   //    A short window (below kCoarseSpinNs: the adaptive window shrank because spins found
   //    nothing) is timed every 8 rounds instead: 64 rounds of pause + polls take 2-6 us, so
   //    a 1 us window would otherwise spin 128 rounds, several times its length.
-  if (spin_window_ > 0) {
+  const bool only_ticks = pollers_count_ != 0 && tick_pollers_ == pollers_count_;
+  if (spin_window_ > 0 && !only_ticks) {
     std::uint64_t until = 0;  // set at the first clock read: the window counts from there
     std::uint64_t rounds = 0;
     const std::uint64_t clock_mask = spin_window_ < kCoarseSpinNs ? 7 : 63;

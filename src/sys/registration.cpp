@@ -897,6 +897,9 @@ Result<std::unique_ptr<Registration>> configure_async_syscall(Runtime& rt, Execu
   }
   Registration::Impl* ip = impl.get();
   impl->poller.ctx = ip;
+  // Affine and tick: only the kernel core's tick brings completions (the caller runs nothing
+  // itself), so the caller's runtime need not spin for them.
+  impl->poller.tick_driven = impl->placement == Placement::affine && impl->wake == WakeMode::tick;
   impl->poller.poll = [](void* p) { return static_cast<Registration::Impl*>(p)->poll(); };
   impl->poller.arm = [](void* p) { return static_cast<Registration::Impl*>(p)->arm(); };
   impl->poller.disarm = [](void* p) { static_cast<Registration::Impl*>(p)->cq.disarm_data_wait(); };

@@ -298,3 +298,34 @@ TEST(Runtime, ReadyQueueIsFifoAcrossGrowthAndInsertPlacesAtTheGivenPosition) {
   for (int w : want) ASSERT_EQ(q.pop_front(), h(w));
   EXPECT_TRUE(q.empty());
 }
+
+TEST(Runtime, ARuntimeWaitingOnlyForTickDrivenPollersDoesNotSpin) {
+  // A poller whose work comes only at a peer's tick makes spinning useless: the idle runtime
+  // goes straight to sleep. Any other parked poller brings the spin back.
+  struct Quiet {
+    static bool poll(void*) { return false; }
+    static bool arm(void*) { return true; }
+    static void disarm(void*) {}
+  };
+  for (const bool tick : {true, false}) {
+    SCOPED_TRACE(tick ? "tick-driven" : "ordinary");
+    RuntimeOptions o;
+    o.spin_ns = 20'000;
+    o.adaptive_spin = false;
+    Runtime rt(o);
+    Poller p;
+    p.poll = &Quiet::poll;
+    p.arm = &Quiet::arm;
+    p.disarm = &Quiet::disarm;
+    p.tick_driven = tick;
+    const std::uint64_t spins0 = rt.counters().spins.get(), sleeps0 = rt.counters().sleeps.get();
+    rt.block_on([](Runtime& r, Poller& q) -> Task<void> {
+      r.park(q);
+      for (int i = 0; i < 5; ++i) co_await r.sleep_for(200'000);  // idles: spin (or not), then sleep
+      r.unpark(q);
+    }(rt, p));
+    EXPECT_GE(rt.counters().sleeps.get() - sleeps0, 5u);
+    if (tick) EXPECT_EQ(rt.counters().spins.get() - spins0, 0u);
+    else EXPECT_GT(rt.counters().spins.get() - spins0, 0u);
+  }
+}

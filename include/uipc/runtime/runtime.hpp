@@ -14,7 +14,9 @@
 //    soon stops spinning away the peer's CPU time; a sleep that a send ends within
 //    short_sleep_ns doubles it too, so a peer that answers in a few microseconds wins the spin
 //    back. A sleeping runtime costs no CPU and is woken
-//    by any send (DESIGN §1: the note's caveat does not apply).
+//    by any send (DESIGN §1: the note's caveat does not apply). A runtime whose parked pollers
+//    are all tick-driven (Poller::tick_driven) skips the spin: nothing it waits for can come
+//    before the peer's next tick.
 //  * Timers fire no earlier than their deadline.
 //  * Parked pollers (consumers waiting on a ring) are polled, not armed, while the runtime has
 //    work or spins, so a busy peer's producer finds no waiter armed and sends no notification
@@ -77,6 +79,10 @@ struct Poller {
   bool (*arm)(void* ctx) = nullptr;   // handshake arm + re-check; false if work is there after all
   void (*disarm)(void* ctx) = nullptr;
   void* ctx = nullptr;
+  // Its work comes only at a peer's timer tick (an async-syscall buffer served by a kernel core
+  // in tick mode): spinning cannot find it sooner. A runtime whose parked pollers are all of
+  // this kind goes straight from idle to sleep (it still wakes for any send or timer).
+  bool tick_driven = false;
   Poller* prev = nullptr;
   Poller* next = nullptr;
   bool linked = false;
@@ -281,6 +287,7 @@ class Runtime {
   Deferred* deferred_ = nullptr;
   Poller* pollers_ = nullptr;
   std::size_t pollers_count_ = 0;
+  std::size_t tick_pollers_ = 0;  // parked pollers with tick_driven set
   std::mutex post_mu_;
   std::vector<std::function<void()>> posted_;
   std::size_t live_tasks_ = 0;
