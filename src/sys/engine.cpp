@@ -297,12 +297,27 @@ Served serve(ExecState& st, Reg& r, Engine& eng, unsigned max, unsigned share, S
   // acquire: pairs with the seq_cst store in shutdown; after it, the pool refuses new work.
   const bool gone = r.gone.load(std::memory_order_acquire);
   // Completions go out in chunks while a long batch runs, so the caller keeps consuming and
-  // resubmitting instead of waiting for the whole batch (and perhaps falling asleep meanwhile).
+  // resubmitting instead of waiting for the whole batch (and perhaps falling asleep meanwhile):
+  // every kChunk completions, and, when calls are slow (mmap, munmap, ...), at least every
+  // kChunkNs — the clock is read every kLookEvery calls, so fast calls pay for almost none.
   constexpr std::size_t kChunk = 32;
+  constexpr std::uint64_t kChunkNs = 10'000;
+  constexpr unsigned kLookEvery = 4;
+  std::uint64_t last_out = 0;  // when the last chunk went out (0: not looked yet)
+  unsigned since_look = 0;
   for (const abi::SyscallRequest& e : batch) {
-    if (out.size() >= kChunk) {
+    bool due = out.size() >= kChunk;
+    if (!due && ++since_look == kLookEvery) {
+      since_look = 0;
+      const std::uint64_t now = now_ns();
+      if (last_out == 0) last_out = now;
+      else due = !out.empty() && now - last_out >= kChunkNs;
+    }
+    if (due) {
       publish(r, out.data(), out.size(), stc, nc, chunk_signal);
       out.clear();
+      last_out = 0;
+      since_look = 0;
     }
     if (e.flags == abi::kCancel) {
       const int reason = e.args[1] == ETIMEDOUT ? ETIMEDOUT : ECANCELED;
