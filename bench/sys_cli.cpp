@@ -186,7 +186,7 @@ nlohmann::ordered_json to_json(const std::string& mode, const SysParams& p, cons
 using Key = std::tuple<SysWorkload, unsigned, std::string>;
 
 void print_targets(const std::map<Key, SysResult>& res, const std::vector<SysWorkload>& wls,
-                   const std::vector<unsigned>& inflights) {
+                   const std::vector<unsigned>& inflights, double line_before, double line_after) {
   auto get = [&](SysWorkload w, unsigned n, const std::string& m) -> const SysResult* {
     auto it = res.find({w, n, m});
     return it != res.end() && it->second.supported && it->second.ops > 0 ? &it->second : nullptr;
@@ -207,6 +207,13 @@ void print_targets(const std::map<Key, SysResult>& res, const std::vector<SysWor
   auto any = [&](const std::string& name) { return !is_batch(name); };
   auto verdict = [](bool ok) { return ok ? "PASS" : "MISS"; };
   std::printf("\nTargets (issue 3), best async mode unless named; ratios from this run:\n");
+  // The machine itself may change under the run (docs/bench.md, "the line"): say which one it was.
+  if (line_before > 0 && line_after > 0)
+    std::printf("(cache-line round trip between the two CPUs: %.0f ns before the scenarios, %.0f ns after%s)\n",
+                line_before, line_after,
+                std::max(line_before, line_after) > 1.5 * std::min(line_before, line_after)
+                    ? "; it changed during the run: ratios may compare different machines"
+                    : "");
 
   std::printf("\n1. caller kernel entries per async call <= 0.03 at 32 or more in flight\n");
   for (auto w : wls)
@@ -353,6 +360,9 @@ void run(const Options& o) {
               seconds, static_cast<double>(scenarios) * (seconds * 1.1 + 0.01) + 0.5);
   print_header();
 
+  IpcParams probe;
+  probe.cpus = cpus;
+  const double line_before = line_rtt_ns(probe);
   std::map<Key, SysResult> results;
   bool first = true;
   for (auto w : workloads)
@@ -380,7 +390,7 @@ void run(const Options& o) {
         }
       }
     }
-  print_targets(results, workloads, inflights);
+  print_targets(results, workloads, inflights, line_before, line_rtt_ns(probe));
 }
 
 }  // namespace
