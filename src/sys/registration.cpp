@@ -286,6 +286,24 @@ struct Registration::Impl {
   }
 
   // Writes the request; false (and the call back at the head of the queue) if the ring is full.
+  // Gives `op` slot `idx` (already off the free stack) and writes its request into the claimed
+  // entry `e`. Field by field, in 8-byte words: the awaiter wrote these moments ago, and wider
+  // loads spanning its narrower stores would stall on store forwarding.
+  void fill_entry(abi::SyscallRequest* e, OpNode* op, std::uint32_t idx) noexcept {
+    Slot& s = slots[idx];
+    s.op = op;
+    const std::uint64_t id = abi::make_id(idx, s.gen);
+    op->rq.id = id;
+    e->id = id;
+    e->number = op->rq.number;
+    e->flags = 0;  // a call (cancellations are sent by send_cancel)
+    for (int i = 0; i < 6; ++i) {
+      std::int64_t w = op->rq.args[i];
+      __asm__("" : "+r"(w));  // one word at a time (see above)
+      e->args[i] = w;
+    }
+  }
+
   bool start(OpNode* op) noexcept {
     const std::uint32_t idx = free.back();
     if (direct && !closed && !resolved) {
@@ -312,20 +330,7 @@ struct Registration::Impl {
       return false;
     }
     free.pop_back();
-    Slot& s = slots[idx];
-    s.op = op;
-    const std::uint64_t id = abi::make_id(idx, s.gen);
-    op->rq.id = id;
-    // Field by field, in 8-byte words: the awaiter wrote these moments ago, and wider loads
-    // spanning its narrower stores would stall on store forwarding.
-    e->id = id;
-    e->number = op->rq.number;
-    e->flags = 0;  // a call (cancellations are sent by send_cancel)
-    for (int i = 0; i < 6; ++i) {
-      std::int64_t w = op->rq.args[i];
-      __asm__("" : "+r"(w));  // one word at a time (see above)
-      e->args[i] = w;
-    }
+    fill_entry(e, op, idx);
     rq.publish();
     op->state = OpNode::State::submitted;
     ++in_flight;
@@ -470,14 +475,7 @@ struct Registration::Impl {
       OpNode* op = &calls[i].op_;
       const std::uint32_t idx = free.back();
       free.pop_back();
-      Slot& s = slots[idx];
-      s.op = op;
-      const std::uint64_t id = abi::make_id(idx, s.gen);
-      op->rq.id = id;
-      e->id = id;
-      e->number = op->rq.number;
-      e->flags = 0;
-      for (int a = 0; a < 6; ++a) e->args[a] = op->rq.args[a];
+      fill_entry(e, op, idx);
       rq.publish();
       op->state = OpNode::State::submitted;
       op->extras = false;

@@ -17,42 +17,25 @@
 #include <vector>
 
 #include "uipc/sys/syscall.hpp"
+#include "unit/sys_fixtures.hpp"
 
 using namespace uipc;
 using namespace uipc::sys;
+using uipc::test::Combo;
+using uipc::test::combo_options;
+using uipc::test::Pipe;
 
 namespace {
 
 std::int64_t i64(const void* p) { return static_cast<std::int64_t>(reinterpret_cast<std::uintptr_t>(p)); }
 
-struct Pipe {
-  int r = -1, w = -1;
-  Pipe() {
-    int p[2];
-    if (::pipe(p) != 0) std::abort();
-    r = p[0];
-    w = p[1];
-  }
-  ~Pipe() {
-    ::close(r);
-    ::close(w);
-  }
-};
-
-using Combo = std::tuple<WakeMode, Placement, Backend>;
 
 class SysBatch : public ::testing::TestWithParam<Combo> {
  protected:
   void SetUp() override {
-    auto [wake, placement, backend] = GetParam();
-    if (backend == Backend::io_uring && !Executor::io_uring_available()) GTEST_SKIP() << "io_uring unavailable here";
-    ExecutorOptions o;
-    o.wake = wake;
-    o.placement = placement;
-    o.backend = backend;
-    o.cores = 1;
-    o.tick_ns = 200'000;  // keeps tick-mode round trips short
-    ex_ = std::move(Executor::create(o).value());
+    if (std::get<2>(GetParam()) == Backend::io_uring && !Executor::io_uring_available())
+      GTEST_SKIP() << "io_uring unavailable here";
+    ex_ = std::move(Executor::create(combo_options(GetParam())).value());
     open(SyscallOptions{});
     char tmpl[] = "/tmp/uipc-sys-batch-XXXXXX";
     fd_ = ::mkstemp(tmpl);

@@ -19,9 +19,12 @@
 #include <vector>
 
 #include "uipc/sys/syscall.hpp"
+#include "unit/sys_fixtures.hpp"
 
 using namespace uipc;
 using namespace uipc::sys;
+using uipc::test::Combo;
+using uipc::test::combo_options;
 
 namespace {
 
@@ -51,20 +54,12 @@ struct TempFile {
   }
 };
 
-using Combo = std::tuple<WakeMode, Placement, Backend>;
-
 class Conformance : public ::testing::TestWithParam<Combo> {
  protected:
   void SetUp() override {
-    auto [wake, placement, backend] = GetParam();
-    if (backend == Backend::io_uring && !Executor::io_uring_available()) GTEST_SKIP() << "io_uring unavailable here";
-    ExecutorOptions o;
-    o.wake = wake;
-    o.placement = placement;
-    o.backend = backend;
-    o.cores = 1;
-    o.tick_ns = 200'000;  // keeps tick-mode round trips short
-    auto ex = Executor::create(o);
+    if (std::get<2>(GetParam()) == Backend::io_uring && !Executor::io_uring_available())
+      GTEST_SKIP() << "io_uring unavailable here";
+    auto ex = Executor::create(combo_options(GetParam()));
     ASSERT_TRUE(ex) << ex.error().message();
     ex_ = std::move(ex.value());
     auto r = configure_async_syscall(rt_, *ex_, {});

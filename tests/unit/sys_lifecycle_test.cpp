@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "uipc/sys/syscall.hpp"
+#include "unit/sys_fixtures.hpp"
 
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/lsan_interface.h>
@@ -20,6 +21,7 @@
 
 using namespace uipc;
 using namespace uipc::sys;
+using uipc::test::Pipe;
 
 namespace {
 
@@ -33,19 +35,6 @@ std::unique_ptr<Executor> make(WakeMode w = WakeMode::hybrid, Placement p = Plac
   return std::move(Executor::create(o).value());
 }
 
-struct Pipe {
-  int r = -1, w = -1;
-  Pipe() {
-    int p[2];
-    if (::pipe(p) != 0) std::abort();
-    r = p[0];
-    w = p[1];
-  }
-  ~Pipe() {
-    ::close(r);
-    ::close(w);
-  }
-};
 
 TEST(SysLifecycle, RegisterDeregisterAndRegisterAgain) {
   auto ex = make();
