@@ -365,11 +365,7 @@ detail::Eager Server::await_handler(Chan* ch, std::uint64_t id, std::unique_ptr<
     void await_resume() const noexcept {}
   };
   co_await Finished{t};
-  const Result<std::size_t> r = handler_result(t);
-  const std::byte* data = buf.get() + ch->end.layout.max_payload;
-  if (!try_reply(ch, id, r, data)) co_await send_reply_slow(ch, id, r, data);
-  ch->buffers.push_back(std::move(buf));
-  unref(ch);
+  finish_reply(ch, id, std::move(buf), handler_result(t));  // replies (waiting for room if need be)
 }
 
 // Publishes the reply if there is room; false when the caller must wait (send_reply_slow).
