@@ -573,7 +573,10 @@ struct Registration::Impl {
   static void on_tick(void* p) {
     auto* im = static_cast<Impl*>(p);
     if (im->closed) return;
-    im->run_here(1);
+    // Everything queued by now (note §2.2: each tick drains the buffer), not only one claim's
+    // max_batch; nothing is queued meanwhile, since run_here only makes callers ready.
+    do im->run_here(1);
+    while (!im->closed && im->queued());
     if (im->in_flight != 0 || im->queued())
       im->rt.arm_timer(im->tick_timer, Runtime::now_ns() + static_cast<std::uint64_t>(im->st->opts.tick_ns));
   }
@@ -587,7 +590,10 @@ struct Registration::Impl {
         n += settle_direct();
         n += drain();
       }
-      if (placement == Placement::shared ? queued() : placement == Placement::local && wake == WakeMode::hybrid && work_here())
+      // Local placement, hybrid or irq: what this thread owes itself runs here. (irq runs each
+      // batch at its flush, but one claim takes at most max_batch requests: the rest would wait
+      // forever, since arm() refuses to sleep on them.) Tick runs them at its timer.
+      if (placement == Placement::shared ? queued() : placement == Placement::local && wake != WakeMode::tick && work_here())
         n += run_here(share);
     }
     if (reg->gone.load(std::memory_order_relaxed)) on_gone();
