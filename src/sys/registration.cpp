@@ -81,7 +81,9 @@ struct Registration::Impl {
   Impl(Runtime& r, std::shared_ptr<detail::ExecState> s) : rt(r), st(std::move(s)) {}
 
   bool executes_here() const noexcept { return engine != nullptr; }
-  bool queued() const noexcept { return shared_has_data(reg->rq_view); }
+  // Requests waiting to be taken. A broken ring (its producer corrupted it) is never served again:
+  // what it still shows is nobody's work, and must not keep this thread from sleeping.
+  bool queued() const noexcept { return !reg->broken.load(std::memory_order_relaxed) && shared_has_data(reg->rq_view); }
   // Local placement: work this thread owes itself (queued requests, direct SQEs not yet submitted).
   bool work_here() const noexcept { return queued() || (direct && engine->unsubmitted() != 0); }
 
@@ -574,9 +576,13 @@ struct Registration::Impl {
     auto* im = static_cast<Impl*>(p);
     if (im->closed) return;
     // Everything queued by now (note §2.2: each tick drains the buffer), not only one claim's
-    // max_batch; nothing is queued meanwhile, since run_here only makes callers ready.
-    do im->run_here(1);
-    while (!im->closed && im->queued());
+    // max_batch. Nothing is queued meanwhile (run_here only makes callers ready), so the ring's
+    // capacity bounds the claims; the bound also ends the loop if a claim takes nothing.
+    const unsigned claims = im->reg->capacity / im->st->opts.max_batch + 1;
+    for (unsigned i = 0; i < claims; ++i) {
+      im->run_here(1);
+      if (im->closed || !im->queued()) break;
+    }
     if (im->in_flight != 0 || im->queued())
       im->rt.arm_timer(im->tick_timer, Runtime::now_ns() + static_cast<std::uint64_t>(im->st->opts.tick_ns));
   }
