@@ -256,9 +256,9 @@ double sleep_wake_cpu_ns(const IpcParams& p, std::int64_t period_ns) {
     done.store(true, std::memory_order_release);
   });
   pin_this_thread(cpu_or_none(p, 1));
-  // Wakes the sleeper once per period until it has slept enough times. A wake
-  // that finds it still awake leaves the word set: it then takes one turn without sleeping,
-  // which only makes the figure smaller (never larger) than a sleep's cost.
+  // Wakes the sleeper once per period until it has slept enough times. A wake that finds it
+  // still awake leaves the word set: it then takes one turn without sleeping, which only makes
+  // the figure smaller (never larger) than a sleep's cost.
   std::uint64_t next = now_ns();
   while (!done.load(std::memory_order_acquire)) {
     next += static_cast<std::uint64_t>(period_ns);

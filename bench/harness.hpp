@@ -88,8 +88,8 @@ double line_rtt_ns(const IpcParams& p);
 // What one sleep costs the thread that sleeps: the CPU time (CLOCK_THREAD_CPUTIME_ID, kernel
 // included) a thread on p.cpus[0] spends per futex sleep when another, on p.cpus[1], wakes it
 // every `period_ns` (as a kernel core's tick wakes a caller). The median of 3 rounds of 100
-// sleeps after 300 unmeasured ones: 600 periods. A runtime that sleeps once per batch pays this once per batch, so
-// it bounds how far the per-call cost of a batch of n calls can fall: this / n.
+// sleeps after 300 unmeasured ones: 600 periods. A runtime that sleeps once per batch pays this
+// once per batch, so it bounds how far the per-call cost of a batch of n calls can fall: this / n.
 double sleep_wake_cpu_ns(const IpcParams& p, std::int64_t period_ns);
 
 }  // namespace uipc::bench
