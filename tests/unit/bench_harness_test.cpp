@@ -180,3 +180,12 @@ TEST(BenchHarness, LineRoundTripIsMeasured) {
   EXPECT_GT(ns, 1.0);
   EXPECT_LT(ns, 50e6);  // even with the two threads time-sliced on one loaded CPU
 }
+
+TEST(BenchHarness, ASleepsCostIsMeasured) {
+  // Unpinned, woken every 200 us: 600 sleeps. Each enters the kernel (a futex wait), so each
+  // costs the sleeper some CPU time, and far less than the 200 us it waits.
+  uipc::bench::IpcParams p;
+  const double ns = uipc::bench::sleep_wake_cpu_ns(p, 200'000);
+  EXPECT_GT(ns, 0.0);
+  EXPECT_LT(ns, 200'000.0);
+}
