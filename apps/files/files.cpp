@@ -103,6 +103,7 @@ class [[nodiscard]] IoCall {
 struct Io {
   sys::Registration* reg = nullptr;  // null: the synchronous twin
   std::uint64_t calls = 0;
+  std::uint64_t short_reads = 0;  // see RunStats::short_reads
   IoCall call(long nr, I64 a0 = 0, I64 a1 = 0, I64 a2 = 0, I64 a3 = 0, I64 a4 = 0, I64 a5 = 0) noexcept {
     ++calls;
     return IoCall(reg, nr, {a0, a1, a2, a3, a4, a5});
@@ -340,7 +341,10 @@ class Walk {
       if (n == 0) break;
       h.update(buf.data(), static_cast<std::size_t>(n));
       off += n;
-      if (n < size && off >= sb.st_size) break;  // short read at the size fstat gave: the end
+      if (n < size) {
+        if (off >= sb.st_size) break;  // short read at the size fstat gave: the end
+        ++io_.short_reads;             // short before it: the next pread reads on
+      }
     }
     r = co_await io_.call(SYS_close, fd);
     if (ok && r < 0) {
@@ -409,7 +413,10 @@ class Walk {
         done += w;
       }
       off += n;
-      if (n < size && off >= sb.st_size) break;
+      if (n < size) {
+        if (off >= sb.st_size) break;
+        ++io_.short_reads;
+      }
     }
     co_await close_quietly(in);
     r = co_await io_.call(SYS_close, out);  // may report a deferred write error
@@ -528,6 +535,7 @@ void execute(Walk& w, Io& io, const RunOptions& o, Prologue prologue, Epilogue e
   w.st.wall_s = static_cast<double>(mono_ns() - t0) * 1e-9;
   w.st.cpu_s = process_cpu_s() - cpu0;
   w.st.calls = io.calls;
+  w.st.short_reads = io.short_reads;
   if (reg) {
     w.st.caller_kernel_entries = reg->caller_kernel_entries() - k_caller0;
     w.st.kernel_entries = w.st.caller_kernel_entries + (executor_entries(*ex) - k_exec0);

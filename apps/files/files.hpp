@@ -10,7 +10,10 @@
 //    reports; the command exits non-zero when it is not 0.
 //  * The sync and async forms make the same system calls on the same paths (openat, fstat,
 //    getdents64, pread, pwrite, close, mkdirat, newfstatat, readlinkat, symlinkat, fchmodat) and
-//    produce the same digests, copies and error lines; only the order of work differs.
+//    produce the same digests, copies and error lines; only the order of work differs. The one
+//    exception is the kernel's: a pread that returns less than asked before the end of the file
+//    (legal, and seen now and then through io_uring) is followed by one more pread for the rest;
+//    RunStats::short_reads counts those, so calls - short_reads is the same in both forms.
 //    sum()'s entries are sorted by path (byte order), so its output does not depend on it.
 //  * At most RunOptions::inflight items (a file or a directory each) are worked on at once, so
 //    at most that many system calls are in flight; each item's own calls are made in order.
@@ -76,6 +79,7 @@ struct RunStats {
   std::uint64_t links = 0;        // symbolic links recreated (cp)
   std::uint64_t errors = 0;       // lines reported through on_error
   std::uint64_t calls = 0;        // system calls made (sync) or submitted (async)
+  std::uint64_t short_reads = 0;  // preads short of both the buffer and the file's end (one more pread each)
   std::uint64_t kernel_entries = 0;        // sync: = calls; async: caller + executor + pool
   std::uint64_t caller_kernel_entries = 0; // the walking thread's own
   double wall_s = 0;              // from the first call to the last completion

@@ -501,7 +501,10 @@ TEST_P(FilesConcurrency, ManyInFlightMatchTheSyncTwin) {
     const SumResult r = run_sum({root}, false, n, &errors, exec);
     EXPECT_TRUE(errors.empty());
     EXPECT_EQ(lines(r), lines(ref)) << "inflight " << n;
-    EXPECT_EQ(r.stats.calls, ref.stats.calls) << "the same system calls in both forms";
+    // The same system calls in both forms, but for the pread that follows a short one.
+    EXPECT_EQ(r.stats.calls - r.stats.short_reads, ref.stats.calls - ref.stats.short_reads)
+        << "inflight " << n << ": " << r.stats.calls << " calls, " << r.stats.short_reads << " short reads; sync "
+        << ref.stats.calls << " calls, " << ref.stats.short_reads << " short reads";
   }
   RunOptions o;
   o.inflight = 256;
