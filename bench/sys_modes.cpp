@@ -381,7 +381,7 @@ struct Registrar {
         }
     // The batch form (sys::call_many), affine placement and the direct backend (what target 5
     // names; the io_uring backend makes no difference to the caller's side of a batch): one
-    // -batch twin per wake mode, 60 scenarios more in a --quick run.
+    // -batch twin per wake mode (3 scenarios more per workload and in-flight count).
     for (auto wake : {sys::WakeMode::hybrid, sys::WakeMode::irq, sys::WakeMode::tick}) {
       std::string name = std::string("async-") + sys::to_string(wake) + "-affine-direct-batch";
       m.emplace_back(name, [=](const SysParams& p) {

@@ -316,13 +316,8 @@ struct Registration::Impl {
         free.pop_back();
         slots[idx].op = op;
         op->state = OpNode::State::submitted;
-        ++in_flight;
         direct_calls.add();
-        submitted.add();
-        rt.defer(flush);
-        if (!poller.linked) rt.park(poller);
-        if (wake == WakeMode::tick && !tick_timer.armed)
-          rt.arm_timer(tick_timer, Runtime::now_ns() + static_cast<std::uint64_t>(st->opts.tick_ns));
+        started(1);
         return true;
       }
     }
@@ -335,13 +330,20 @@ struct Registration::Impl {
     fill_entry(e, op, idx);
     rq.publish();
     op->state = OpNode::State::submitted;
-    ++in_flight;
-    submitted.add();
-    rt.defer(flush);  // the fence and any raise: once, at the end of this batch
+    started(1);
+    return true;
+  }
+
+  // After `n` calls went into slots (the ring or the direct path): counted in flight; the
+  // flush (the fence and any raise) once, at the end of this batch; the completion poller
+  // parked; a local tick armed (the direct path exists only in local placement).
+  void started(std::uint32_t n) noexcept {
+    in_flight += n;
+    submitted.add(n);
+    rt.defer(flush);
     if (!poller.linked) rt.park(poller);
     if (placement == Placement::local && wake == WakeMode::tick && !tick_timer.armed)
       rt.arm_timer(tick_timer, Runtime::now_ns() + static_cast<std::uint64_t>(st->opts.tick_ns));
-    return true;
   }
 
   void send_cancel(OpNode* op, int reason) noexcept {
@@ -475,28 +477,16 @@ struct Registration::Impl {
       abi::SyscallRequest* e = rq.claim();
       if (e == nullptr) [[unlikely]] break;
       OpNode* op = &calls[i].op_;
+      op->prepare(self, {});
+      op->h = h;
+      op->group = open;
       const std::uint32_t idx = free.back();
       free.pop_back();
       fill_entry(e, op, idx);
       rq.publish();
       op->state = OpNode::State::submitted;
-      op->extras = false;
-      op->cancel_pending = false;
-      op->timed = false;
-      op->demoted = false;
-      op->h = h;
-      op->group = open;
-      op->reg = self;
-      op->rq.flags = 0;
-      op->opt = {};
     }
-    if (i == 0) return 0;
-    in_flight += static_cast<std::uint32_t>(i);
-    submitted.add(i);
-    rt.defer(flush);
-    if (!poller.linked) rt.park(poller);
-    if (placement == Placement::local && wake == WakeMode::tick && !tick_timer.armed)
-      rt.arm_timer(tick_timer, Runtime::now_ns() + static_cast<std::uint64_t>(st->opts.tick_ns));
+    if (i != 0) started(static_cast<std::uint32_t>(i));
     return i;
   }
 

@@ -139,6 +139,9 @@ struct OpNode {
 static_assert(std::is_trivially_destructible_v<Runtime::TimerNode>);
 static_assert(offsetof(OpNode, group) + sizeof(OpNode::group) <= OpNode::kCompletionBytes);
 
+// A raw result that is -errno rather than a value.
+inline bool is_error(std::int64_t r) noexcept { return r < 0 && r >= -4095; }
+
 }  // namespace detail
 
 // Cancels every call it is attached to (CallOptions::cancel). Runtime thread only.
@@ -216,7 +219,7 @@ class alignas(uipc::abi::kCacheLine) BatchSyscall {
   }
   // After the batch has completed: the value or -errno (as SyscallAwaiter's co_await yields).
   std::int64_t result() const noexcept { return op_.result; }
-  bool ok() const noexcept { return !(op_.result < 0 && op_.result >= -4095); }
+  bool ok() const noexcept { return !detail::is_error(op_.result); }
 
  private:
   friend class BatchAwaiter;
@@ -354,7 +357,6 @@ Result<std::unique_ptr<Registration>> configure_async_syscall(Runtime& rt, Execu
 namespace detail {
 
 inline std::error_code code_of(std::int64_t r) noexcept { return errno_code(static_cast<int>(-r)); }
-inline bool is_error(std::int64_t r) noexcept { return r < 0 && r >= -4095; }
 
 template <class T>
 struct Convert {
