@@ -57,6 +57,7 @@ Measure run_one(const std::string& mode, unsigned n, double seconds, const Cpus&
   const unsigned inflight = inflight_of(mode, n);
   const unsigned per_channel = (inflight + n - 1) / n;
   Measure m;
+  std::string fairness;
   {
     Runtime rt(ro);
     ipc::ChannelOptions co;
@@ -75,6 +76,10 @@ Measure run_one(const std::string& mode, unsigned n, double seconds, const Cpus&
     auto kernel = [&] { return rt.counters().kernel_entries.get() + server_rt.counters().kernel_entries.get(); };
     MeasureWindow win{now_ns() + warm, static_cast<std::uint64_t>(seconds * 1e9), kernel, m};
     LatencyRecorder lat;
+    // Calls each caller completed while measuring: a runtime that served some channels and
+    // starved others could show a fine throughput and fine percentiles (a starved call never
+    // completes, so it is never timed); the spread of these counts shows it.
+    std::vector<std::uint64_t> calls(inflight, 0);
     auto worker = [&](unsigned id) -> Task<void> {
       std::byte req[kBytes] = {}, rep[kBytes] = {};
       std::memcpy(req, &id, sizeof id);
@@ -88,7 +93,10 @@ Measure run_one(const std::string& mode, unsigned n, double seconds, const Cpus&
         const std::uint64_t b = now_ns();
         if (!r || r.value() != kBytes || std::memcmp(req, rep, kBytes) != 0)
           die(std::string("bad reply: ") + (r ? "payload mismatch" : r.error().message()));
-        if (win.after_call(b)) lat.record(b - a);
+        if (win.after_call(b)) {
+          lat.record(b - a);
+          ++calls[id];
+        }
       }
     };
     for (unsigned i = 0; i < inflight; ++i) rt.spawn(worker(i));
@@ -96,11 +104,15 @@ Measure run_one(const std::string& mode, unsigned n, double seconds, const Cpus&
     m.p50_ns = lat.percentile(50);
     m.p99_ns = lat.percentile(99);
     for (auto& c : clients) c->close();
+    std::sort(calls.begin(), calls.end());
+    fairness = "calls per caller: min " + std::to_string(calls.front()) + ", median " +
+               std::to_string(calls[calls.size() / 2]) + ", max " + std::to_string(calls.back()) + " (" +
+               std::to_string(static_cast<std::size_t>(std::count(calls.begin(), calls.end(), 0))) + " callers with none)";
   }
   server.stop();
   th.join();
   m.note = std::to_string(n) + " channels, " + std::to_string(inflight) + " in flight, ring capacity " +
-           std::to_string(std::max(8u, std::bit_ceil(per_channel)));
+           std::to_string(std::max(8u, std::bit_ceil(per_channel))) + "; " + fairness;
   return m;
 }
 

@@ -69,7 +69,7 @@ Client::~Client() {
 
 void Client::on_interrupt(void* self, std::uint32_t) {
   auto* c = static_cast<Client*>(self);
-  if (c->poller_.linked) c->poller_.armed = false;  // whoever signalled took the flag
+  c->rt_.flag_taken(c->poller_);  // whoever signalled took the flag
   c->drain();
   // Space may have opened in the request ring: every waiter re-checks.
   c->space_waiters_.wake_all();

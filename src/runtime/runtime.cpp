@@ -268,18 +268,39 @@ void Runtime::park(Poller& p) noexcept {
   p.prev = nullptr;
   p.next = pollers_;
   if (pollers_ != nullptr) pollers_->prev = &p;
+  else pollers_tail_ = &p;
   pollers_ = &p;
   p.linked = true;
   p.armed = false;
+  p.cold = false;
   ++pollers_count_;
   if (p.tick_driven) ++tick_pollers_;
+  if (pollers_count_ > opts_.max_polled) {
+    // The poller now at position max_polled leaves the window: the one before the old first
+    // cold poller (with a window of 0, p itself), or the last one if none was cold yet.
+    Poller* out = first_cold_ != nullptr ? first_cold_->prev : pollers_tail_;
+    first_cold_ = out;
+    cool(*out);
+  }
 }
 
 void Runtime::unpark(Poller& p) noexcept {
   if (!p.linked) return;
+  if (p.cold) {
+    if (first_cold_ == &p) first_cold_ = p.next;
+  } else if (first_cold_ != nullptr) {
+    // A place in the window opens: the first cold poller moves into it (polled from now on;
+    // still armed until the runtime next disarms the window, which costs only a signal).
+    first_cold_->cold = false;
+    drop_retry(*first_cold_);
+    first_cold_ = first_cold_->next;
+  }
+  drop_retry(p);
+  p.cold = false;
   if (p.prev != nullptr) p.prev->next = p.next;
   else pollers_ = p.next;
   if (p.next != nullptr) p.next->prev = p.prev;
+  else pollers_tail_ = p.prev;
   p.linked = false;
   if (p.armed) {
     p.disarm(p.ctx);
@@ -287,6 +308,57 @@ void Runtime::unpark(Poller& p) noexcept {
   }
   --pollers_count_;
   if (p.tick_driven) --tick_pollers_;
+}
+
+void Runtime::flag_taken(Poller& p) noexcept {
+  if (!p.linked) return;
+  p.armed = false;
+  if (p.cold) queue_retry(p);
+}
+
+void Runtime::cool(Poller& p) noexcept {
+  p.cold = true;
+  if (p.armed) return;
+  // Arming re-checks the ring. Work already there is not polled here (park may be running
+  // inside someone's await_suspend): the next step polls it and arms it again.
+  if (p.arm(p.ctx)) p.armed = true;
+  else queue_retry(p);
+}
+
+void Runtime::queue_retry(Poller& p) noexcept {
+  if (p.retry_queued) return;
+  p.retry_queued = true;
+  p.retry_next = nullptr;
+  p.retry_prev = retry_tail_;
+  if (retry_tail_ != nullptr) retry_tail_->retry_next = &p;
+  else retry_ = &p;
+  retry_tail_ = &p;
+  ++retry_count_;
+}
+
+void Runtime::drop_retry(Poller& p) noexcept {
+  if (!p.retry_queued) return;
+  if (p.retry_prev != nullptr) p.retry_prev->retry_next = p.retry_next;
+  else retry_ = p.retry_next;
+  if (p.retry_next != nullptr) p.retry_next->retry_prev = p.retry_prev;
+  else retry_tail_ = p.retry_prev;
+  p.retry_queued = false;
+  --retry_count_;
+}
+
+void Runtime::rearm_cold() {
+  // Only those queued now: a poll below may queue pollers again, for the next step.
+  for (std::size_t n = retry_count_; n != 0 && retry_ != nullptr; --n) {
+    Poller& p = *retry_;
+    drop_retry(p);
+    if (!p.linked || !p.cold || p.armed) continue;
+    if (p.arm(p.ctx)) {
+      p.armed = true;
+      continue;
+    }
+    p.poll(p.ctx);  // its work makes something ready (or unparks it)
+    if (p.linked && p.cold && !p.armed) queue_retry(p);
+  }
 }
 
 void Runtime::cancel_deferred(Deferred& d) noexcept {
@@ -318,8 +390,19 @@ bool Runtime::poll_all() {
   return found;
 }
 
-bool Runtime::arm_all() {
-  for (Poller* p = pollers_; p != nullptr;) {
+bool Runtime::poll_window() {
+  bool found = false;
+  std::size_t n = opts_.max_polled;
+  for (Poller* p = pollers_; p != nullptr && n != 0; --n) {
+    Poller* next = p->next;  // poll() may unpark p
+    if (p->poll(p->ctx)) found = true;
+    p = next;
+  }
+  return found;
+}
+
+bool Runtime::arm_from(Poller* p) {
+  while (p != nullptr) {
     Poller* next = p->next;
     if (!p->armed) {
       if (!p->arm(p->ctx)) {  // work arrived between the last poll and the arm
@@ -333,8 +416,9 @@ bool Runtime::arm_all() {
   return true;
 }
 
-void Runtime::disarm_all() noexcept {
-  for (Poller* p = pollers_; p != nullptr; p = p->next) {
+void Runtime::disarm_window() noexcept {
+  std::size_t n = opts_.max_polled;
+  for (Poller* p = pollers_; p != nullptr && n != 0; p = p->next, --n) {
     if (p->armed) {
       p->disarm(p->ctx);
       p->armed = false;
@@ -344,10 +428,11 @@ void Runtime::disarm_all() noexcept {
 
 bool Runtime::step() {
   if (notif_->peek() != 0) dispatch_interrupts();  // the look inline: it finds nothing most times
+  if (retry_ != nullptr) rearm_cold();
   if (!timers_.empty()) fire_timers();
   if (ready_.empty()) {
     if (deferred_ != nullptr) run_deferred();
-    if (pollers_ != nullptr && polling()) poll_all();
+    if (pollers_ != nullptr) poll_window();
     if (ready_.empty()) return false;
   }
   std::coroutine_handle<> h = ready_.pop_front();
@@ -361,9 +446,13 @@ void Runtime::grow_spin_window() noexcept {
 }
 
 void Runtime::idle() {
-  const bool poll = polling();
-  // With too many pollers to poll, every one is armed now and only interrupts wake them.
-  if (!poll && !arm_all()) return;
+  const bool poll = opts_.max_polled != 0;
+  // Pollers beyond the polling window (the max_polled most recently parked) are armed; any
+  // whose arming an interrupt took, or that had work when armed, are armed (or polled) now.
+  if (retry_ != nullptr) {
+    rearm_cold();
+    if (!ready_.empty()) return;
+  }
   // 1. spin: cheap checks of the pending word (and polls of parked rings); the clock only
   //    every 64 rounds, and not at all when work comes within the first 64 (the common case
   //    of a busy peer: a clock read costs as much as the rest of a round trip's idle pass).
@@ -376,7 +465,7 @@ void Runtime::idle() {
     std::uint64_t rounds = 0;
     const std::uint64_t clock_mask = spin_window_ < kCoarseSpinNs ? 7 : 63;
     for (;;) {
-      if (notif_->peek() != 0 || (poll && pollers_ != nullptr && poll_all())) {
+      if (notif_->peek() != 0 || (poll && pollers_ != nullptr && poll_window())) {
         counters_.spins.add(rounds);
         grow_spin_window();
         return;
@@ -395,8 +484,8 @@ void Runtime::idle() {
     if (opts_.adaptive_spin) spin_window_ = std::max(std::min(kMinSpinNs, opts_.spin_ns), spin_window_ / 2);
   }
   // 2. from here on, producers must signal: arm every parked poller (re-checking each ring).
-  if (poll && !arm_all()) {
-    disarm_all();
+  if (poll && !arm_from(pollers_)) {
+    disarm_window();
     return;
   }
   // 3. yield the rest of the time slice.
@@ -432,7 +521,7 @@ void Runtime::idle() {
     }
   }
   // Busy again: back to polling, so producers stop paying for notifications.
-  if (poll) disarm_all();
+  if (poll) disarm_window();
 }
 
 }  // namespace uipc

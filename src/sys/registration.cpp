@@ -606,7 +606,7 @@ struct Registration::Impl {
 
   static void on_interrupt(void* p, std::uint32_t) {
     auto* im = static_cast<Impl*>(p);
-    if (im->poller.linked) im->poller.armed = false;  // whoever raised us took the flag
+    im->rt.flag_taken(im->poller);  // whoever raised us took the flag
     im->drain();
     if (im->reg->gone.load(std::memory_order_relaxed)) im->on_gone();
   }

@@ -329,3 +329,101 @@ TEST(Runtime, ARuntimeWaitingOnlyForTickDrivenPollersDoesNotSpin) {
     else EXPECT_GT(rt.counters().spins.get() - spins0, 0u);
   }
 }
+
+namespace {
+// A ring stand-in for the polling-window tests: `data` is work waiting; poll takes it, arm
+// refuses while it is there (as a ring's re-check does).
+struct FakeRing {
+  bool data = false;
+  bool armed = false;
+  int polls = 0;
+  Poller p;
+  FakeRing() {
+    p.ctx = this;
+    p.poll = [](void* c) {
+      auto* f = static_cast<FakeRing*>(c);
+      ++f->polls;
+      return std::exchange(f->data, false);
+    };
+    p.arm = [](void* c) {
+      auto* f = static_cast<FakeRing*>(c);
+      if (f->data) return false;
+      f->armed = true;
+      return true;
+    };
+    p.disarm = [](void* c) { static_cast<FakeRing*>(c)->armed = false; };
+  }
+};
+// Lets `r` take at least n scheduling steps (a due timer each: the window is not polled).
+Task<void> steps(Runtime& r, int n) {
+  for (int i = 0; i < n; ++i) co_await r.sleep_for(1);
+}
+}  // namespace
+
+TEST(Runtime, PollersBeyondThePollingWindowStayArmedAndAreNeverPolled) {
+  RuntimeOptions o;
+  o.max_polled = 2;
+  o.backstop_ns = 0;  // no sweep: it would poll every ring
+  Runtime rt(o);
+  FakeRing f[6];
+  for (int i = 0; i < 5; ++i) rt.park(f[i].p);
+  // The two most recently parked (3, 4) are the window; 0..2 were armed as they left it.
+  for (int i = 0; i < 3; ++i) EXPECT_TRUE(f[i].armed) << i;
+  for (int i = 3; i < 5; ++i) EXPECT_FALSE(f[i].armed) << i;
+  rt.block_on(steps(rt, 3));
+  rt.block_on(rt.sleep_for(200'000));  // idles: spins over the window, then sleeps armed
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(f[i].polls, 0) << i;
+  for (int i = 3; i < 5; ++i) EXPECT_GT(f[i].polls, 0) << i;
+  for (int i = 0; i < 3; ++i) EXPECT_TRUE(f[i].armed) << i;  // never disarmed: interrupts serve them
+  // A place in the window opens: 2 moves in. A newcomer pushes it out again, still armed.
+  rt.unpark(f[3].p);
+  const int polls2 = f[2].polls;
+  rt.block_on(rt.sleep_for(200'000));  // 2 is polled now; armed for the sleep, then disarmed
+  EXPECT_GT(f[2].polls, polls2);
+  EXPECT_FALSE(f[2].armed);
+  rt.park(f[5].p);  // 2 leaves the window again: armed on the way out
+  EXPECT_TRUE(f[2].armed);
+  for (auto& r : f) rt.unpark(r.p);
+}
+
+TEST(Runtime, AColdPollerWhoseArmingAnInterruptTookIsArmedAgainOrPolled) {
+  RuntimeOptions o;
+  o.max_polled = 1;
+  o.backstop_ns = 0;
+  Runtime rt(o);
+  FakeRing f[3];
+  for (auto& r : f) rt.park(r.p);  // 2 is the window; 0 and 1 are cold and armed
+  ASSERT_TRUE(f[0].armed && f[1].armed);
+  // A producer signals 0 (taking its flag); its handler reports that and drains nothing.
+  f[0].armed = false;
+  rt.flag_taken(f[0].p);
+  rt.block_on(steps(rt, 1));
+  EXPECT_TRUE(f[0].armed);
+  EXPECT_EQ(f[0].polls, 0);
+  // 1 is signalled, and more work arrives before the runtime re-arms it: the re-arm finds the
+  // work, polls it, and arms it at a later step.
+  f[1].armed = false;
+  f[1].data = true;
+  rt.flag_taken(f[1].p);
+  rt.block_on(steps(rt, 3));
+  EXPECT_EQ(f[1].polls, 1);
+  EXPECT_FALSE(f[1].data);
+  EXPECT_TRUE(f[1].armed);
+  for (auto& r : f) rt.unpark(r.p);
+}
+
+TEST(Runtime, WithNoPollingWindowEveryParkedPollerIsArmedAtOnce) {
+  RuntimeOptions o;
+  o.max_polled = 0;
+  Runtime rt(o);
+  FakeRing f[2];
+  f[1].data = true;  // work already there: arming fails, the next step polls it
+  for (auto& r : f) rt.park(r.p);
+  EXPECT_TRUE(f[0].armed);
+  EXPECT_FALSE(f[1].armed);
+  rt.block_on(steps(rt, 3));
+  EXPECT_EQ(f[1].polls, 1);
+  EXPECT_TRUE(f[1].armed);
+  EXPECT_EQ(f[0].polls, 0);
+  for (auto& r : f) rt.unpark(r.p);
+}

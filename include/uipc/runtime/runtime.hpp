@@ -22,6 +22,9 @@
 //    work or spins, so a busy peer's producer finds no waiter armed and sends no notification
 //    (suppressed); they are armed — handshake arm + re-check — before the runtime yields or
 //    sleeps, so no wake-up is lost (DESIGN §3). This is the note's §3.4 hybrid applied to IPC.
+//    Only the max_polled most recently parked are polled (the window); every poller beyond it is
+//    kept armed — armed as it leaves the window, re-armed at the next step after an interrupt
+//    took its arming — so it is served by interrupts and never starves behind busy ones.
 // Who may call:
 //  * run / block_on / spawn / sleep_for / timers / WaitList: the thread running the runtime
 //    (spawn and bind may also be called before it starts, from the thread that will start it
@@ -61,9 +64,11 @@ struct RuntimeOptions {
   std::int64_t short_sleep_ns = 20'000;
   unsigned yields = 0;            // sched_yield calls after the spin window, before sleeping
   bool sleep = true;              // false: never sleep (spin/yield forever), like ReL4's runtime
-  // Up to this many parked pollers are polled while the runtime is busy or spinning and armed
-  // only before it yields or sleeps; with more, every poller is armed at once and only
-  // interrupts (slot handlers) unpark them. 0: always interrupt-driven.
+  // The polling window: the this-many most recently parked pollers are polled while the runtime
+  // is busy or spinning and armed only before it yields or sleeps. Those parked before them are
+  // armed as they leave the window (re-armed after each interrupt) and left to interrupts (slot
+  // handlers); a poller that unparks and parks again comes back at the front. 0: always
+  // interrupt-driven.
   unsigned max_polled = 64;
   // While slots are bound or pollers parked, a sleep lasts at most this long; then every bound
   // slot handler runs once, posted work is looked at and every poller is polled. Peers in other
@@ -73,7 +78,9 @@ struct RuntimeOptions {
   std::int64_t backstop_ns = 50'000'000;
 };
 
-// A waiter the runtime can poll: a consumer parked on an empty ring. See Runtime::park.
+// A waiter the runtime can poll: a consumer parked on an empty ring. See Runtime::park. Its owner
+// sets the four callbacks (and tick_driven); the rest is the runtime's. A slot handler whose
+// producer signalled took the arming: it tells the runtime with Runtime::flag_taken.
 struct Poller {
   bool (*poll)(void* ctx) = nullptr;  // looks for work; true if it made something ready
   bool (*arm)(void* ctx) = nullptr;   // handshake arm + re-check; false if work is there after all
@@ -87,6 +94,12 @@ struct Poller {
   Poller* next = nullptr;
   bool linked = false;
   bool armed = false;
+  // Beyond the runtime's polling window (RuntimeOptions::max_polled): kept armed, left to
+  // interrupts.
+  bool cold = false;
+  bool retry_queued = false;  // cold and not armed: on the runtime's list to arm at its next step
+  Poller* retry_prev = nullptr;
+  Poller* retry_next = nullptr;
 };
 
 // Work deferred to the end of the current batch: it runs once the ready queue is empty, before
@@ -195,6 +208,10 @@ class Runtime {
   // Parks / unparks a poller (runtime thread only). A parked poller stays parked until unpark.
   void park(Poller& p) noexcept;
   void unpark(Poller& p) noexcept;
+  // A slot handler whose producer signalled it took `p`'s arming (the waiter flag): call this
+  // (instead of clearing p.armed) before draining. A poller beyond the polling window is armed
+  // again at the runtime's next step, so it is never left neither polled nor armed.
+  void flag_taken(Poller& p) noexcept;
 
   // Makes `h` ready (it runs at a later scheduling point of this runtime). Inline: every
   // completion of every layer goes through it.
@@ -268,9 +285,13 @@ class Runtime {
   void run_deferred();
   void sweep();             // the backstop: every bound handler once, posted work, every poller
   bool poll_all();          // polls every parked poller; true if any found work
-  bool arm_all();           // arms the unarmed; false if one found work instead
-  void disarm_all() noexcept;
-  bool polling() const noexcept { return pollers_count_ <= opts_.max_polled; }
+  bool poll_window();       // polls the first max_polled parked pollers (the most recently parked)
+  bool arm_from(Poller* p);  // arms the unarmed from p on; false if one found work instead
+  void disarm_window() noexcept;  // disarms the armed within the polling window
+  void cool(Poller& p) noexcept;  // p has left the window: arm it, or queue it for rearm_cold
+  void queue_retry(Poller& p) noexcept;
+  void drop_retry(Poller& p) noexcept;
+  void rearm_cold();        // arms the queued cold pollers, polling those that have work
   void enter();
   void leave() noexcept;
 
@@ -285,7 +306,12 @@ class Runtime {
   std::vector<std::uint64_t> slot_used_;  // bitmap over kMaxSlots
   std::atomic<std::size_t> bound_slots_{0};
   Deferred* deferred_ = nullptr;
-  Poller* pollers_ = nullptr;
+  Poller* pollers_ = nullptr;       // most recently parked first
+  Poller* pollers_tail_ = nullptr;
+  Poller* first_cold_ = nullptr;    // the first poller past the polling window (all after it too)
+  Poller* retry_ = nullptr;         // cold pollers to arm at the next step, oldest first
+  Poller* retry_tail_ = nullptr;
+  std::size_t retry_count_ = 0;
   std::size_t pollers_count_ = 0;
   std::size_t tick_pollers_ = 0;  // parked pollers with tick_driven set
   std::mutex post_mu_;
