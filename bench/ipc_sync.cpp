@@ -10,8 +10,8 @@
 // (this thread, which only sleeps) snapshots the clients' and the server's counters, the process
 // CPU time and the clock, flips every client into "measure", and does the same at the end:
 // ops, kernel_entries (futex waits + wakes on both sides) and cpu_s are the differences. Each
-// client records every round trip it completes while measuring in its own LatencyRecorder;
-// they are merged at the end.
+// client times one round trip in kSampleEvery while measuring (as the async mode does) in its own
+// LatencyRecorder; they are merged at the end.
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -30,6 +30,7 @@ namespace uipc::bench {
 namespace {
 
 enum Phase : int { kWarm = 0, kMeasure = 1, kStop = 2 };
+constexpr unsigned kSampleEvery = 8;  // one call in 8 is timed; every call is counted
 
 struct alignas(64) ClientState {
   ipc::SyncClient client;
@@ -83,16 +84,17 @@ IpcResult run_sync(const IpcParams& p) {
       std::vector<std::byte> req(p.msg_bytes), rep(std::max<std::size_t>(p.msg_bytes, 8));
       const std::size_t seq_bytes = std::min<std::size_t>(p.msg_bytes, 8);
       std::uint64_t seq = std::uint64_t{i} << 40;  // distinct per thread
-      // One clock reading per call: the end of one call is the start of the next.
-      std::uint64_t a = now_ns();
-      for (;;) {
+      // Every call is counted; one in kSampleEvery is timed, as in the async mode (thread i times
+      // calls i, i + 8, ...).
+      for (std::uint64_t k = i;; ++k) {
         // relaxed: a plain flag; nothing is published through it.
         const int ph = phase.load(std::memory_order_relaxed);
         if (ph == kStop) break;
+        const bool sample = k % kSampleEvery == 0;
+        const std::uint64_t a = sample ? now_ns() : 0;
         ++seq;
         std::memcpy(req.data(), &seq, seq_bytes);
         auto r = st.client.call(req, rep);
-        const std::uint64_t b = now_ns();
         if (!r) die("call", r.error().message());
         std::uint64_t back = 0, want = 0;
         std::memcpy(&back, rep.data(), seq_bytes);
@@ -100,8 +102,7 @@ IpcResult run_sync(const IpcParams& p) {
         if (*r != p.msg_bytes || back != want) die("call", "reply does not echo its request");
         // relaxed: single writer; the coordinator reads a value at most one op stale.
         st.ops.store(st.ops.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-        if (ph == kMeasure) st.lat.record(b - a);
-        a = b;
+        if (sample && ph == kMeasure) st.lat.record(now_ns() - a);
       }
     });
   }
