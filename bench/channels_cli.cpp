@@ -40,7 +40,7 @@ const char* const kModes[] = {"every", "fixed-64"};
 
 unsigned inflight_of(const std::string& mode, unsigned n) { return mode == "every" ? n : kFixed; }
 
-// max_polled: RuntimeOptions::max_polled of both runtimes (0: the library default, 64).
+// max_polled: RuntimeOptions::max_polled of both runtimes, the polling window (0: the library default, 64).
 Measure run_one(const std::string& mode, unsigned n, double seconds, const Cpus& cpus, unsigned max_polled) {
   RuntimeOptions ro;
   if (max_polled > 0) ro.max_polled = max_polled;
@@ -185,7 +185,9 @@ void add_channels(CLI::App& bench) {
   CLI::App* c = bench.add_subcommand(
       "channels",
       "Many channels on one server (note §3.2: are 64 vectors enough?): one client thread and one server thread, 1..4096 "
-      "channels, either one call in flight per channel (every) or 64 calls in flight spread over all channels (fixed-64).");
+      "channels, either one call in flight per channel (every) or 64 calls in flight spread over all channels (fixed-64). "
+      "Each scenario's note ends with the calls each caller made (min, median, max): a starved channel shows there, not in "
+      "the percentiles, which only completed calls reach.");
   c->add_flag("--quick", o->quick, std::string("Short runs: 0.2 s per scenario, channels ") + kQuickChannels);
   c->add_option("--json", o->json, "Append one JSON object per scenario to FILE")->type_name("FILE");
   o->cpus_opt = c->add_option("--cpus", o->cpus, "CPUs: the client's, then the server's (default: the first two available), or 'none'")
@@ -193,8 +195,9 @@ void add_channels(CLI::App& bench) {
   c->add_option("--modes", o->modes, "every, fixed-64 (default both)")->type_name("LIST");
   c->add_option("--channels", o->channels, std::string("Channel counts, 1..4096 (default ") + kDefaultChannels + ")")->type_name("LIST");
   c->add_option("--max-polled", o->max_polled,
-                "RuntimeOptions::max_polled of both runtimes: rings polled while busy before the runtime turns "
-                "interrupt-driven (default: the library's, 64); a non-default value is appended to the mode name")
+                "RuntimeOptions::max_polled of both runtimes: the polling window, the most recently parked rings that "
+                "are polled while busy (those beyond it stay armed and are served by interrupts; default: the "
+                "library's, 64); a non-default value is appended to the mode name")
       ->type_name("N");
   c->add_option("--seconds", o->seconds, "Measured seconds per scenario (default 1.0, --quick 0.2)")->type_name("S");
   c->footer("Example: uipc bench channels --quick --json results/channels.jsonl\nSee docs/answers.md (§3.2).");

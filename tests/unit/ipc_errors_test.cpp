@@ -244,7 +244,7 @@ TEST(IpcErrors, ClearedHintsDoNotLoseARaiseEvenWithoutTheBackstop) {
   RuntimeOptions o;
   o.spin_ns = 0;
   o.backstop_ns = 0;
-  o.max_polled = 0;  // interrupt-driven only, as with more than 64 channels: no ring polling to hide a loss
+  o.max_polled = 0;  // interrupt-driven only, as past the polling window: no ring polling to hide a loss
   ServerThread st(echo_or_fail(), o);
   Runtime rt;
   RawChannel raw(st.server, rt);

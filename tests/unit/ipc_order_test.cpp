@@ -5,10 +5,22 @@
 #include <cstring>
 #include <thread>
 
+#include "ipc_fixtures.hpp"
 #include "uipc/ipc/server.hpp"
 
 using namespace uipc;
 using namespace uipc::ipc;
+
+namespace {
+// Small channels, so that thousands fit one server.
+ChannelOptions small_channel() {
+  ChannelOptions o;
+  o.capacity = 4;
+  o.max_payload = 64;
+  o.max_inflight = 4;
+  return o;
+}
+}  // namespace
 
 TEST(IpcOrder, RepliesCompleteOutOfOrderAndReachTheirCallers) {
   Runtime srt;
@@ -49,10 +61,7 @@ TEST(IpcOrder, FourThousandNinetySixChannelsOnOneServer) {
   });
   std::thread t([&] { srt.block_on(server.serve()); });
   Runtime rt;
-  ChannelOptions o;
-  o.capacity = 4;
-  o.max_payload = 64;
-  o.max_inflight = 4;
+  const ChannelOptions o = small_channel();
   std::vector<std::unique_ptr<Client>> clients;
   for (std::uint32_t i = 0; i < uipc::abi::kMaxSlots; ++i) {
     auto c = server.connect(rt, o);
@@ -91,19 +100,10 @@ TEST(IpcOrder, ManyBusyChannelsAreEachServed) {
   // armed: its client's requests raised nothing, and a third of the channels made no call at
   // all while the rest made thousands.)
   constexpr unsigned kChannels = 256, kTotal = kChannels * 200;
-  Runtime srt;
-  Server server(srt, [](std::span<const std::byte> req, std::span<std::byte> reply) -> Task<Result<std::size_t>> {
-    std::memcpy(reply.data(), req.data(), req.size());
-    co_return req.size();
-  });
-  std::thread t([&] { srt.block_on(server.serve()); });
+  uipc::test::ServerThread st(uipc::test::echo());
   Runtime rt;
-  ChannelOptions o;
-  o.capacity = 4;
-  o.max_payload = 64;
-  o.max_inflight = 4;
   std::vector<std::unique_ptr<Client>> clients;
-  for (unsigned i = 0; i < kChannels; ++i) clients.push_back(std::move(server.connect(rt, o).value()));
+  for (unsigned i = 0; i < kChannels; ++i) clients.push_back(std::move(st.server.connect(rt, small_channel()).value()));
   std::vector<unsigned> calls(kChannels, 0);
   unsigned total = 0, bad = 0;
   for (unsigned i = 0; i < kChannels; ++i) {
@@ -124,7 +124,4 @@ TEST(IpcOrder, ManyBusyChannelsAreEachServed) {
   const unsigned median = sorted[kChannels / 2];
   EXPECT_GE(sorted.front(), std::max(1u, median / 8)) << "least-served channel made " << sorted.front()
                                                       << " calls, the median one " << median;
-  clients.clear();
-  server.stop();
-  t.join();
 }
