@@ -10,6 +10,10 @@
 #   handshake_drop_broken   pending bit dropped before the     every check must FAIL
 #                           consumer is registered as waiter
 #   executor_wakeup_broken  level 3 without the re-check       every check must FAIL
+#   polling_window          a ring past the runtime's polling  safety and liveness must pass
+#                           window, the runtime busy for ever
+#   polling_window_broken   the same, re-armed only when the   assert and liveness must FAIL
+#                           runtime turns idle (the old code)
 #
 # Checks of a correct model (each must report "errors: 0"):
 #   safety    assertions + invalid end states, exhaustive, no spurious wake-ups
@@ -19,6 +23,8 @@
 #   assert    the lost-wake-up monitor's assertion
 #   endstate  invalid end state, monitor left out (-DNO_MONITOR)
 #   liveness  acceptance cycle of ltl `live`, monitor left out
+# (polling_window has no futex, so no spurious check, and its runtime never stops, so no
+# end-state check.)
 #
 # Exit status: 0 all as expected, 1 otherwise, 77 if spin or a C compiler is missing.
 # Environment: SPIN (default spin), PAN_CC (default gcc, else cc), MODEL_DEFS (extra spin -D
@@ -43,7 +49,7 @@ if ! command -v "$cc" >/dev/null 2>&1; then
   exit 77
 fi
 
-all_models="handshake handshake_hostile executor_wakeup handshake_broken handshake_idle_broken handshake_drop_broken handshake_hostile_broken executor_wakeup_broken"
+all_models="handshake handshake_hostile executor_wakeup polling_window handshake_broken handshake_idle_broken handshake_drop_broken handshake_hostile_broken executor_wakeup_broken polling_window_broken"
 if [ $# -eq 0 ]; then set -- $all_models; fi
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/uipc-model.XXXXXX") || exit 1
@@ -120,6 +126,14 @@ for model in "$@"; do
     continue
   fi
   case $model in
+    polling_window)
+      run_check "$model" safety   pass ""           "-DSAFETY -DNOCLAIM" "" || status=1
+      run_check "$model" liveness pass ""           "-DNFAIR=3"          "-a -f" || status=1
+      ;;
+    polling_window_broken)
+      run_check "$model" assert   "assertion violated" ""             "-DSAFETY -DNOCLAIM" "" || status=1
+      run_check "$model" liveness "acceptance cycle"   "-DNO_MONITOR" "-DNFAIR=3"          "-a -f" || status=1
+      ;;
     *_broken)
       run_check "$model" assert   "assertion violated" ""             "-DSAFETY -DNOCLAIM" "" || status=1
       run_check "$model" endstate "invalid end state"  "-DNO_MONITOR" "-DSAFETY -DNOCLAIM" "" || status=1
