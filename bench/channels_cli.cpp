@@ -40,8 +40,13 @@ const char* const kModes[] = {"every", "fixed-64"};
 
 unsigned inflight_of(const std::string& mode, unsigned n) { return mode == "every" ? n : kFixed; }
 
+// How evenly the callers were served: the calls each one completed while measuring.
+struct Spread {
+  std::uint64_t least = 0, median = 0, most = 0, none = 0;  // none: callers that completed no call
+};
+
 // max_polled: RuntimeOptions::max_polled of both runtimes, the polling window (0: the library default, 64).
-Measure run_one(const std::string& mode, unsigned n, double seconds, const Cpus& cpus, unsigned max_polled) {
+Measure run_one(const std::string& mode, unsigned n, double seconds, const Cpus& cpus, unsigned max_polled, Spread& spread) {
   RuntimeOptions ro;
   if (max_polled > 0) ro.max_polled = max_polled;
   Runtime server_rt(ro);
@@ -57,7 +62,6 @@ Measure run_one(const std::string& mode, unsigned n, double seconds, const Cpus&
   const unsigned inflight = inflight_of(mode, n);
   const unsigned per_channel = (inflight + n - 1) / n;
   Measure m;
-  std::string fairness;
   {
     Runtime rt(ro);
     ipc::ChannelOptions co;
@@ -105,14 +109,15 @@ Measure run_one(const std::string& mode, unsigned n, double seconds, const Cpus&
     m.p99_ns = lat.percentile(99);
     for (auto& c : clients) c->close();
     std::sort(calls.begin(), calls.end());
-    fairness = "calls per caller: min " + std::to_string(calls.front()) + ", median " +
-               std::to_string(calls[calls.size() / 2]) + ", max " + std::to_string(calls.back()) + " (" +
-               std::to_string(static_cast<std::size_t>(std::count(calls.begin(), calls.end(), 0))) + " callers with none)";
+    spread = {calls.front(), calls[calls.size() / 2], calls.back(),
+              static_cast<std::uint64_t>(std::count(calls.begin(), calls.end(), 0))};
   }
   server.stop();
   th.join();
   m.note = std::to_string(n) + " channels, " + std::to_string(inflight) + " in flight, ring capacity " +
-           std::to_string(std::max(8u, std::bit_ceil(per_channel))) + "; " + fairness;
+           std::to_string(std::max(8u, std::bit_ceil(per_channel))) + "; calls per caller: min " +
+           std::to_string(spread.least) + ", median " + std::to_string(spread.median) + ", max " +
+           std::to_string(spread.most) + " (" + std::to_string(spread.none) + " callers with none)";
   return m;
 }
 
@@ -120,7 +125,8 @@ SweepResult run_plan(const std::vector<std::string>& modes, const std::vector<un
                      const SweepOptions& o, const Facts& f, unsigned max_polled = 0) {
   SweepResult res;
   if (o.verbose)
-    std::printf("%-9s %9s %9s %13s %10s %10s %9s\n", "mode", "channels", "inflight", "calls/s", "p50", "p99", "kern/call");
+    std::printf("%-9s %9s %9s %13s %10s %10s %9s  %s\n", "mode", "channels", "inflight", "calls/s", "p50", "p99", "kern/call",
+                "calls per caller: least / median");
   for (const auto& mode : modes)
     for (auto n : channels) {
       const unsigned inflight = inflight_of(mode, n);
@@ -130,14 +136,21 @@ SweepResult run_plan(const std::vector<std::string>& modes, const std::vector<un
         ++res.skipped;
         continue;
       }
-      Measure m = run_one(mode, n, seconds, o.cpus, max_polled);
+      Spread spread;
+      Measure m = run_one(mode, n, seconds, o.cpus, max_polled, spread);
       if (max_polled) m.note += "; runtimes poll up to " + std::to_string(max_polled) + " parked rings";
       if (o.verbose)
-        std::printf("%-9s %9u %9u %13s %10s %10s %9s\n", name.c_str(), n, inflight, report::fmt_rate(m.ops_per_s()).c_str(),
-                    cli::fmt_ns(m.p50_ns).c_str(), cli::fmt_ns(m.p99_ns).c_str(), report::fmt_kernel(m.kernel_per_op()).c_str());
+        std::printf("%-9s %9u %9u %13s %10s %10s %9s  %llu / %llu\n", name.c_str(), n, inflight,
+                    report::fmt_rate(m.ops_per_s()).c_str(), cli::fmt_ns(m.p50_ns).c_str(), cli::fmt_ns(m.p99_ns).c_str(),
+                    report::fmt_kernel(m.kernel_per_op()).c_str(), static_cast<unsigned long long>(spread.least),
+                    static_cast<unsigned long long>(spread.median));
       std::fflush(stdout);
       auto j = line("channels", name, "", inflight, kBytes, m, o.cpus, f);
       j["channels"] = n;
+      // A starved caller's calls never complete, so no percentile shows it; these do.
+      j["least_calls_per_caller"] = spread.least;
+      j["median_calls_per_caller"] = spread.median;
+      j["callers_without_calls"] = spread.none;
       if (o.out) o.out->write(j);
       ++res.run;
     }

@@ -1066,7 +1066,9 @@ void channels_section(const Dataset& d, const RenderOptions& opt, std::string& o
          "*every*: one call in flight per channel (N in flight); *fixed-64*: 64 calls in flight spread over all N "
          "channels (the same load at every N).\n\n";
   for (const auto& m : distinct_modes(rs)) {
-    Table t{{"channels", "in flight", "calls/s", "p50", "p99", "kernel entries per call", "CPU (s/s)"}, {}};
+    Table t{{"channels", "in flight", "calls/s", "p50", "p99", "kernel entries per call", "CPU (s/s)",
+             "calls per caller: least / median"},
+            {}};
     const Record* at64 = nullptr;
     const Record* last = nullptr;
     for (const Record* r : rs) {
@@ -1074,9 +1076,11 @@ void channels_section(const Dataset& d, const RenderOptions& opt, std::string& o
       const double n = extra_of(*r, "channels", 0);
       if (n == 64) at64 = r;
       last = r;
+      const double least = extra_of(*r, "least_calls_per_caller"), median = extra_of(*r, "median_calls_per_caller");
       t.rows.push_back({fmt("%.0f", n), std::to_string(r->inflight), fmt_rate(r->ops_per_s), fmt_ns(r->p50_ns), fmt_ns(r->p99_ns),
                         r->ops > 0 ? fmt_kernel(r->kernel_entries_per_op) : "-",
-                        r->wall_s > 0 ? fmt("%.2f", r->cpu_s / r->wall_s) : "-"});
+                        r->wall_s > 0 ? fmt("%.2f", r->cpu_s / r->wall_s) : "-",
+                        std::isnan(least) || std::isnan(median) ? "-" : fmt("%.0f", least) + " / " + fmt("%.0f", median)});
     }
     out += "### Mode " + m + "\n\n" + t.str() + "\n";
     if (at64 && last && last != at64 && at64->ops_per_s > 0)
@@ -1211,9 +1215,15 @@ std::string eval_summary_text(const Dataset& d) {
         if (extra_of(*r, "channels", 0) == 64) at64 = r;
         last = r;
       }
-    if (at64 && last && last != at64)
+    if (at64 && last && last != at64) {
+      // Whether every channel was served at the largest count: a starved channel shows in no rate.
+      const double none = extra_of(*last, "callers_without_calls");
+      const std::string served = std::isnan(none) ? ""
+                                 : none == 0      ? " (every caller served)"
+                                                  : " (" + fmt("%.0f", none) + " callers never served)";
       rows.push_back({"channels (" + m + "): 64 -> " + fmt("%.0f", extra_of(*last, "channels", 0)),
-                      fmt_rate(at64->ops_per_s) + " -> " + fmt_rate(last->ops_per_s) + " calls/s"});
+                      fmt_rate(at64->ops_per_s) + " -> " + fmt_rate(last->ops_per_s) + " calls/s" + served});
+    }
   }
   const auto p = eval_records(d, "placement");
   for (double callers : {1.0, 2.0}) {

@@ -454,13 +454,16 @@ TEST(Report, EvaluationSectionsTables) {
                       "| sys-irq | 6.00 µs | 20.00 µs | 4.00 µs | 5.00 µs | 250,000 |\n");
   EXPECT_CONTAINS(md, "| sys-tick-1ms | 0.015 | 0.016 | 0.020 | 6.000 | 4.500 |\n| sys-irq | 0.000 | 0.020 | 0.250 | 4.000 | 3.000 |\n");
   EXPECT_CONTAINS(md, "## Channels on one server: are 64 vectors enough? (note §3.2)\n\n5 scenarios");
-  EXPECT_CONTAINS(md, "### Mode every\n\n| channels | in flight | calls/s | p50 | p99 | kernel entries per call | CPU (s/s) |\n"
-                      "|---|---:|---:|---:|---:|---:|---:|\n| 1 | 1 | 1,000,000 | 200 ns | 300 ns | 0.0010 | 1.00 |\n"
-                      "| 64 | 64 | 2,000,000 | 6.00 µs | 20.00 µs | 0.00050 | 1.00 |\n"
-                      "| 4096 | 4096 | 500,000 | 30.00 µs | 60.00 µs | 0.00030 | 1.00 |\n");
+  // The calls per caller: absent in the older lines ("-"); a starved caller shows only there.
+  EXPECT_CONTAINS(md, "### Mode every\n\n| channels | in flight | calls/s | p50 | p99 | kernel entries per call | CPU (s/s) | "
+                      "calls per caller: least / median |\n"
+                      "|---|---:|---:|---:|---:|---:|---:|---:|\n| 1 | 1 | 1,000,000 | 200 ns | 300 ns | 0.0010 | 1.00 | - |\n"
+                      "| 64 | 64 | 2,000,000 | 6.00 µs | 20.00 µs | 0.00050 | 1.00 | 15000 / 15600 |\n"
+                      "| 4096 | 4096 | 500,000 | 30.00 µs | 60.00 µs | 0.00030 | 1.00 | 0 / 0 |\n");
   EXPECT_CONTAINS(md, "From 64 to 4096 channels, throughput changes by 0.25×.");
-  EXPECT_CONTAINS(md, "### Mode fixed-64\n\n| channels | in flight | calls/s | p50 | p99 | kernel entries per call | CPU (s/s) |\n"
-                      "|---|---:|---:|---:|---:|---:|---:|\n| 1 | 64 | 3,000,000 | 4.00 µs | 9.00 µs | 0.00010 | 1.00 |\n");
+  EXPECT_CONTAINS(md, "### Mode fixed-64\n\n| channels | in flight | calls/s | p50 | p99 | kernel entries per call | CPU (s/s) | "
+                      "calls per caller: least / median |\n"
+                      "|---|---:|---:|---:|---:|---:|---:|---:|\n| 1 | 64 | 3,000,000 | 4.00 µs | 9.00 µs | 0.00010 | 1.00 | - |\n");
   EXPECT_CONTAINS(md, "## Placement: which core answers a system call (note §3.2)\n\n4 scenarios");
   EXPECT_CONTAINS(md, "### Throughput (calls per second, all callers)\n\n| placement, callers | 1 |\n|---|---:|\n"
                       "| affine, 1 caller | 800,000 |\n| shared, 1 caller | 900,000 |\n| local, 1 caller | 1,700,000 |\n"
@@ -473,7 +476,7 @@ TEST(Report, EvaluationSectionsTables) {
   const std::string t = eval_summary_text(d);
   EXPECT_CONTAINS(t, "wake-up p50, receiver asleep               sys-tick-1ms 500.00 us, sys-irq 6.00 us\n");
   EXPECT_CONTAINS(t, "receiver CPU-s/s with no calls             sys-tick-1ms 0.015, sys-irq 0.000\n");
-  EXPECT_CONTAINS(t, "channels (every): 64 -> 4096               2,000,000 -> 500,000 calls/s\n");
+  EXPECT_CONTAINS(t, "channels (every): 64 -> 4096               2,000,000 -> 500,000 calls/s (3000 callers never served)\n");
   EXPECT_CONTAINS(t, "placement, 2 callers, 1 in flight          shared 3,400,000 calls/s\n");
   EXPECT_TRUE(eval_summary_text(load("sample.jsonl")).empty());
 }
