@@ -45,6 +45,11 @@ inline void cpu_relax() noexcept { __builtin_ia32_pause(); }
 
 // Spin windows below this are timed every 8 rounds, longer ones every 64 (see Runtime::idle).
 constexpr std::int64_t kCoarseSpinNs = 16'000;
+// A runtime whose ready queue never empties (a coroutine looping on yield(), say) still runs its
+// deferred work and polls its window after this many resumptions in a row: the flushes that
+// signal a sleeping peer go out, and replies to a busy runtime are still taken. Above the
+// ready-queue lengths of ordinary batches (up to 256 calls in flight), so these see no change.
+constexpr unsigned kMaxStepsWithoutPoll = 1024;
 
 }  // namespace
 
@@ -430,7 +435,8 @@ bool Runtime::step() {
   if (notif_->peek() != 0) dispatch_interrupts();  // the look inline: it finds nothing most times
   if (retry_ != nullptr) rearm_cold();
   if (!timers_.empty()) fire_timers();
-  if (ready_.empty()) {
+  if (ready_.empty() || ++steps_without_poll_ >= kMaxStepsWithoutPoll) {
+    steps_without_poll_ = 0;
     if (deferred_ != nullptr) run_deferred();
     if (pollers_ != nullptr) poll_window();
     if (ready_.empty()) return false;

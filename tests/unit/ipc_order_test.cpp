@@ -125,3 +125,35 @@ TEST(IpcOrder, ManyBusyChannelsAreEachServed) {
   EXPECT_GE(sorted.front(), std::max(1u, median / 8)) << "least-served channel made " << sorted.front()
                                                       << " calls, the median one " << median;
 }
+
+TEST(IpcOrder, ACallCompletesWhileAnotherCoroutineSpinsOnYield) {
+  // A coroutine that waits by yielding keeps the runtime's ready queue from ever emptying. The
+  // runtime must still send the call's request (its flush is deferred work) and take the reply
+  // (the client's ring is polled, not armed, while the runtime is busy): it does both every
+  // 1024 resumptions at the latest. Before, the calls stopped completing; the spinner gives up
+  // after 10 million yields so that such a failure is reported, not hung.
+  uipc::test::ServerThread st(uipc::test::echo());
+  Runtime rt;
+  auto client = std::move(st.server.connect(rt).value());
+  bool done = false, answered = false;
+  unsigned long spins = 0;
+  rt.spawn([](Client& c, bool& d, bool& ok) -> Task<void> {
+    ok = true;
+    for (std::uint64_t v = 1; v <= 100; ++v) {  // the first may find the ring armed; the others not
+      std::uint64_t back = 0;
+      auto r = co_await c.call(std::as_bytes(std::span(&v, 1)), std::as_writable_bytes(std::span(&back, 1)));
+      ok = ok && r && back == v;
+    }
+    d = true;
+  }(*client, done, answered));
+  rt.spawn([](Runtime& r, bool& d, unsigned long& n) -> Task<void> {
+    while (!d && n < 10'000'000) {
+      ++n;
+      co_await r.yield();
+    }
+  }(rt, done, spins));
+  rt.run();  // ends once both have: the calls at the latest when the spinner gives up
+  EXPECT_LT(spins, 10'000'000u) << "the calls were answered only once the spinner gave up";
+  EXPECT_TRUE(done);
+  EXPECT_TRUE(answered);
+}

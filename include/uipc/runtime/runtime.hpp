@@ -5,7 +5,9 @@
 //    controller"): peers raise slots on it, and at every scheduling point the runtime takes the
 //    pending slots and runs each slot's handler. Handlers only make coroutines ready; they
 //    never run user code themselves.
-//  * Ready coroutines run in FIFO order (shuffled in UIPC_SHUFFLE_READY_QUEUE builds).
+//  * Ready coroutines run in FIFO order (shuffled in UIPC_SHUFFLE_READY_QUEUE builds). Deferred
+//    work runs and the polling window is polled whenever the ready queue empties, and at least
+//    every 1024 resumptions if it never does (a coroutine spinning on yield() starves neither).
 //  * Idle policy: spin up to Options::spin_ns looking for interrupts or due timers, then
 //    sched_yield up to Options::yields times, then sleep on the notification's futex until a
 //    peer raises a slot or the next timer is due. With Options::adaptive_spin the window
@@ -103,7 +105,7 @@ struct Poller {
 };
 
 // Work deferred to the end of the current batch: it runs once the ready queue is empty, before
-// the runtime polls or idles. Producers use it to publish many entries and pay for one fence and
+// the runtime polls or idles (or, if the queue never empties, every 1024 resumptions). Producers use it to publish many entries and pay for one fence and
 // at most one notification per batch (ring/handshake.hpp: must_signal).
 struct Deferred {
   void (*fn)(void* ctx) = nullptr;
@@ -314,6 +316,7 @@ class Runtime {
   std::size_t retry_count_ = 0;
   std::size_t pollers_count_ = 0;
   std::size_t tick_pollers_ = 0;  // parked pollers with tick_driven set
+  unsigned steps_without_poll_ = 0;  // resumptions since the ready queue was last empty (step)
   std::mutex post_mu_;
   std::vector<std::function<void()>> posted_;
   std::size_t live_tasks_ = 0;
