@@ -406,8 +406,8 @@ bool Runtime::poll_window() {
   return found;
 }
 
-bool Runtime::arm_from(Poller* p) {
-  while (p != nullptr) {
+bool Runtime::arm_all() {
+  for (Poller* p = pollers_; p != nullptr;) {
     Poller* next = p->next;
     if (!p->armed) {
       if (!p->arm(p->ctx)) {  // work arrived between the last poll and the arm
@@ -452,13 +452,9 @@ void Runtime::grow_spin_window() noexcept {
 }
 
 void Runtime::idle() {
+  // Pollers beyond the polling window are armed already (step() re-arms those whose arming an
+  // interrupt took); those within it are polled while spinning and armed before yielding.
   const bool poll = opts_.max_polled != 0;
-  // Pollers beyond the polling window (the max_polled most recently parked) are armed; any
-  // whose arming an interrupt took, or that had work when armed, are armed (or polled) now.
-  if (retry_ != nullptr) {
-    rearm_cold();
-    if (!ready_.empty()) return;
-  }
   // 1. spin: cheap checks of the pending word (and polls of parked rings); the clock only
   //    every 64 rounds, and not at all when work comes within the first 64 (the common case
   //    of a busy peer: a clock read costs as much as the rest of a round trip's idle pass).
@@ -490,7 +486,7 @@ void Runtime::idle() {
     if (opts_.adaptive_spin) spin_window_ = std::max(std::min(kMinSpinNs, opts_.spin_ns), spin_window_ / 2);
   }
   // 2. from here on, producers must signal: arm every parked poller (re-checking each ring).
-  if (poll && !arm_from(pollers_)) {
+  if (poll && !arm_all()) {
     disarm_window();
     return;
   }

@@ -288,7 +288,7 @@ class Runtime {
   void sweep();             // the backstop: every bound handler once, posted work, every poller
   bool poll_all();          // polls every parked poller; true if any found work
   bool poll_window();       // polls the first max_polled parked pollers (the most recently parked)
-  bool arm_from(Poller* p);  // arms the unarmed from p on; false if one found work instead
+  bool arm_all();           // arms the unarmed; false if one found work instead
   void disarm_window() noexcept;  // disarms the armed within the polling window
   void cool(Poller& p) noexcept;  // p has left the window: arm it, or queue it for rearm_cold
   void queue_retry(Poller& p) noexcept;
