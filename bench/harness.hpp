@@ -72,6 +72,10 @@ class LatencyRecorder {
   std::uint64_t max_ = 0;
 };
 
+// The closed-loop clients (bench ipc async and sync, bench sys, bench placement) count every
+// call and time one in this many: a clock read per call would be a large part of a short call.
+inline constexpr unsigned kSampleEvery = 8;
+
 std::uint64_t now_ns();                 // monotonic ns: calibrated invariant TSC, else CLOCK_MONOTONIC (no kernel entry)
 double process_cpu_seconds();           // getrusage(RUSAGE_SELF): user + system
 void pin_this_thread(int cpu);          // no-op when cpu < 0; aborts with a message on failure

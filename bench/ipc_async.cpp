@@ -48,9 +48,6 @@ struct EchoServer {
   }
 };
 
-// async times one call in this many (async-batch times every batch); every call is counted.
-constexpr unsigned kSampleEvery = 8;
-
 // async-batch: the coroutines sharing the in-flight calls, each with one call_many at a time.
 // Two lanes let one batch be answered while the other is being sent and checked.
 constexpr unsigned kBatchLanes = 2;

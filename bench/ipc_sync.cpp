@@ -30,7 +30,6 @@ namespace uipc::bench {
 namespace {
 
 enum Phase : int { kWarm = 0, kMeasure = 1, kStop = 2 };
-constexpr unsigned kSampleEvery = 8;  // one call in 8 is timed; every call is counted
 
 struct alignas(64) ClientState {
   ipc::SyncClient client;

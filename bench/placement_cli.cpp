@@ -27,7 +27,6 @@
 namespace uipc::bench::eval {
 namespace {
 
-constexpr unsigned kSampleEvery = 8;
 const char* const kDefaultInflight = "1,8,64,512";
 const char* const kPlacements[] = {"affine", "shared", "local"};
 

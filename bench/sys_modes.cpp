@@ -39,7 +39,6 @@ const char* to_string(SysWorkload w) {
 
 namespace {
 
-constexpr unsigned kSampleEvery = 8;
 constexpr std::size_t kPreadPages = 256;  // pread offsets rotate over the first 1 MiB of the file
 
 int cpu_at(const SysParams& p, std::size_t i) { return i < p.cpus.size() ? p.cpus[i] : -1; }
