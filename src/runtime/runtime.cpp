@@ -385,19 +385,8 @@ void Runtime::run_deferred() {
   }
 }
 
-bool Runtime::poll_all() {
+bool Runtime::poll_first(std::size_t n) {
   bool found = false;
-  for (Poller* p = pollers_; p != nullptr;) {
-    Poller* next = p->next;  // poll() may unpark p
-    if (p->poll(p->ctx)) found = true;
-    p = next;
-  }
-  return found;
-}
-
-bool Runtime::poll_window() {
-  bool found = false;
-  std::size_t n = opts_.max_polled;
   for (Poller* p = pollers_; p != nullptr && n != 0; --n) {
     Poller* next = p->next;  // poll() may unpark p
     if (p->poll(p->ctx)) found = true;

@@ -105,8 +105,9 @@ struct Poller {
 };
 
 // Work deferred to the end of the current batch: it runs once the ready queue is empty, before
-// the runtime polls or idles (or, if the queue never empties, every 1024 resumptions). Producers use it to publish many entries and pay for one fence and
-// at most one notification per batch (ring/handshake.hpp: must_signal).
+// the runtime polls or idles (or, if the queue never empties, every 1024 resumptions).
+// Producers use it to publish many entries and pay for one fence and at most one notification
+// per batch (ring/handshake.hpp: must_signal).
 struct Deferred {
   void (*fn)(void* ctx) = nullptr;
   void* ctx = nullptr;
@@ -286,8 +287,9 @@ class Runtime {
   void grow_spin_window() noexcept;  // adaptive_spin: double the window, up to spin_ns
   void run_deferred();
   void sweep();             // the backstop: every bound handler once, posted work, every poller
-  bool poll_all();          // polls every parked poller; true if any found work
-  bool poll_window();       // polls the first max_polled parked pollers (the most recently parked)
+  bool poll_first(std::size_t n);  // polls the n most recently parked pollers; true if any found work
+  bool poll_all() { return poll_first(SIZE_MAX); }
+  bool poll_window() { return poll_first(opts_.max_polled); }
   bool arm_all();           // arms the unarmed; false if one found work instead
   void disarm_window() noexcept;  // disarms the armed within the polling window
   void cool(Poller& p) noexcept;  // p has left the window: arm it, or queue it for rearm_cold
