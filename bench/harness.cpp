@@ -159,6 +159,24 @@ std::uint64_t now_ns() {
   return monotonic_ns();
 }
 
+RoundsRatio rounds_ratio(const std::vector<double>& x, const std::vector<double>& b, const std::vector<bool>& steady) {
+  std::vector<double> kept, all;
+  for (std::size_t r = 0; r < x.size() && r < b.size() && r < steady.size(); ++r) {
+    if (!(b[r] > 0)) continue;
+    (steady[r] ? kept : all).push_back(x[r] / b[r]);
+  }
+  RoundsRatio out;
+  out.all_changed = kept.empty();
+  std::vector<double>& v = out.all_changed ? all : kept;
+  if (v.empty()) return out;
+  std::sort(v.begin(), v.end());
+  const std::size_t n = v.size();
+  out.median = n % 2 != 0 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+  out.used = n;
+  out.valid = true;
+  return out;
+}
+
 double process_cpu_seconds() {
   rusage ru{};
   if (getrusage(RUSAGE_SELF, &ru) != 0) return 0;

@@ -89,6 +89,18 @@ int cpu_or_none(const IpcParams& p, std::size_t i);  // p.cpus[i] or -1
 // thread to p.cpus[0], as the modes' clients do.
 double line_rtt_ns(const IpcParams& p);
 
+// One ratio over repeated rounds (uipc bench ipc --rounds): the median of x[r] / b[r] over the
+// rounds r with steady[r] (the machine did not change around them), or over every round when none
+// was steady (all_changed). Rounds whose b[r] is not positive (the peer completed nothing) are
+// skipped; valid is false when none is left.
+struct RoundsRatio {
+  double median = 0;
+  std::size_t used = 0;  // rounds the median is taken over
+  bool all_changed = false;
+  bool valid = false;
+};
+RoundsRatio rounds_ratio(const std::vector<double>& x, const std::vector<double>& b, const std::vector<bool>& steady);
+
 // What one sleep costs the thread that sleeps: the CPU time (CLOCK_THREAD_CPUTIME_ID, kernel
 // included) a thread on p.cpus[0] spends per futex sleep when another, on p.cpus[1], wakes it
 // every `period_ns` (as a kernel core's tick wakes a caller). The median of 3 rounds of 100

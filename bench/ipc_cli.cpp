@@ -40,6 +40,7 @@ constexpr std::size_t kMaxBytes = 65536;
 constexpr unsigned kMaxInflight = 65536;
 constexpr std::size_t kMaxWindow = std::size_t{64} << 20;  // inflight * size: buffers per side
 constexpr double kQuickSeconds = 0.2;
+constexpr unsigned kMaxRounds = 100;
 const char* const kDefaultInflight = "1,2,4,8,16,32,64,128,256";
 const char* const kQuickInflight = "1,4,16,64,256";
 const char* const kDefaultSizes = "64,1024";
@@ -53,6 +54,7 @@ struct Options {
   std::string inflight;
   std::string sizes;
   double seconds = 1.0;
+  unsigned rounds = 1;
   CLI::Option* seconds_opt = nullptr;
   CLI::Option* inflight_opt = nullptr;
   CLI::Option* cpus_opt = nullptr;
@@ -201,8 +203,9 @@ namespace {
 
 using Key = std::tuple<std::size_t, unsigned, std::string>;
 
-void print_ratios(const std::map<Key, double>& rate, const std::map<Key, Line>& line, const std::vector<std::size_t>& sizes,
-                  const std::vector<unsigned>& inflights, const std::vector<std::string>& modes) {
+void print_ratios(const std::map<Key, std::vector<double>>& rate, const std::map<Key, std::vector<Line>>& line,
+                  const std::vector<std::size_t>& sizes, const std::vector<unsigned>& inflights,
+                  const std::vector<std::string>& modes, unsigned rounds) {
   auto ran = [&](const std::string& m) { return std::find(modes.begin(), modes.end(), m) != modes.end(); };
   std::vector<std::string> mine;  // uipc's modes, plain async first
   for (const char* m : {"async", "async-inline", "async-batch"})
@@ -218,23 +221,31 @@ void print_ratios(const std::map<Key, double>& rate, const std::map<Key, Line>& 
     std::printf("\nNo ratio summary: none of sync, ring, uds-epoll ran next to async.\n");
     return;
   }
-  bool marked = false;
+  bool marked = false, partial = false;
   for (const auto& a : mine) {
-    std::printf("\nThroughput ratios (ops/s of %s over ...)\n%8s %6s", a.c_str(), "inflight", "bytes");
+    std::printf("\nThroughput ratios (ops/s of %s over ...%s)\n%8s %6s", a.c_str(),
+                rounds > 1 ? ("; median of " + std::to_string(rounds) + " rounds").c_str() : "", "inflight", "bytes");
     for (const auto& m : over) std::printf(" %18s", (a + "/" + m).c_str());
     std::printf("\n");
     for (auto size : sizes)
       for (auto n : inflights) {
         std::printf("%8u %6zu", n, size);
-        const double x = rate.at({size, n, a});
-        const Line& lx = line.at({size, n, a});
         for (const auto& m : over) {
-          const double b = rate.at({size, n, m});
-          const Line& lb = line.at({size, n, m});
-          const auto [lo, hi] = std::minmax({lx.before, lx.after, lb.before, lb.after});
-          const bool changed = hi > kLineRttChange * lo;
-          marked |= changed;
-          std::printf(" %18s", b > 0 ? fmt(changed ? "%.3fx*" : "%.3fx", x / b).c_str() : "-");
+          const auto& lx = line.at({size, n, a});
+          const auto& lb = line.at({size, n, m});
+          std::vector<bool> steady;
+          for (std::size_t r = 0; r < lx.size() && r < lb.size(); ++r) {
+            const auto [lo, hi] = std::minmax({lx[r].before, lx[r].after, lb[r].before, lb[r].after});
+            steady.push_back(hi <= kLineRttChange * lo);
+          }
+          const RoundsRatio q = rounds_ratio(rate.at({size, n, a}), rate.at({size, n, m}), steady);
+          marked |= q.valid && q.all_changed;
+          const bool fewer = q.valid && rounds > 1 && q.used < rounds;
+          partial |= fewer;
+          std::string cell = q.valid ? fmt("%.3fx", q.median) : "-";
+          if (q.valid && q.all_changed) cell += "*";
+          if (fewer) cell += " (" + std::to_string(q.used) + ")";
+          std::printf(" %18s", cell.c_str());
         }
         std::printf("\n");
       }
@@ -242,8 +253,10 @@ void print_ratios(const std::map<Key, double>& rate, const std::map<Key, Line>& 
   if (marked)
     std::printf("* the machine changed during or between the two scenarios: the cache-line round trips taken\n"
                 "  before and after each (column 'line'; '!': it changed during that scenario) differ by more\n"
-                "  than %.1fx, so this ratio compares different machines; run again\n",
-                kLineRttChange);
+                "  than %.1fx, so this ratio compares different machines; run again%s\n",
+                kLineRttChange, rounds > 1 ? " (in every round)" : "");
+  if (partial)
+    std::printf("(k): the median of the k rounds in which the machine did not change; the others are left out\n");
 }
 
 // ---- the run ---------------------------------------------------------------------------------
@@ -252,6 +265,7 @@ void run(const Options& o) {
   // Validate everything before running anything.
   if (o.seconds_opt->count() && !(o.seconds > 0 && o.seconds <= 3600)) usage("--seconds: must be in (0, 3600]");
   const double seconds = o.seconds_opt->count() ? o.seconds : o.quick ? kQuickSeconds : 1.0;
+  if (o.rounds < 1 || o.rounds > kMaxRounds) usage("--rounds: must be 1.." + std::to_string(kMaxRounds));
   const std::string inflight_s = o.inflight_opt->count() ? o.inflight : o.quick ? kQuickInflight : kDefaultInflight;
   std::vector<unsigned> inflights;
   for (auto v : parse_list("--inflight", inflight_s, 1, kMaxInflight, "in-flight count")) inflights.push_back(static_cast<unsigned>(v));
@@ -273,7 +287,7 @@ void run(const Options& o) {
   }
 
   const Facts facts = machine_facts();
-  const std::size_t scenarios = modes.size() * inflights.size() * sizes.size();
+  const std::size_t scenarios = modes.size() * inflights.size() * sizes.size() * o.rounds;
   std::printf("uipc bench ipc: %s, %u CPUs, %s, %s build, commit %s\n", facts.cpu_model.c_str(), facts.cores,
               facts.kernel.c_str(), facts.build_type.c_str(), facts.commit.c_str());
   if (cpus.size() >= 2)
@@ -288,33 +302,37 @@ void run(const Options& o) {
     std::fprintf(stderr, "uipc bench ipc: warning: client and server share CPU %d; the spinning modes will crawl\n", cpus[0]);
   print_header();
 
-  std::map<Key, double> rate;
-  std::map<Key, Line> line;
+  std::map<Key, std::vector<double>> rate;
+  std::map<Key, std::vector<Line>> line;
   bool first_group = true;
   for (auto size : sizes)
-    for (auto n : inflights) {
-      if (modes.size() > 1 && !std::exchange(first_group, false)) std::printf("\n");
-      for (const auto& mode : modes) {
-        IpcParams p;
-        p.inflight = n;
-        p.msg_bytes = size;
-        p.seconds = seconds;
-        p.cpus = cpus;
-        Line l;
-        l.before = line_rtt_ns(p);
-        const IpcResult r = ipc_modes().at(mode)(p);
-        l.after = line_rtt_ns(p);
-        print_row(mode, p, r, l);
-        rate[{size, n, mode}] = r.ops_per_s();
-        line[{size, n, mode}] = l;
-        if (json.is_open()) {
-          json << ipc_json_line(mode, p, r, facts, l.before, l.after).dump() << '\n';
-          json.flush();
-          if (!json) throw std::runtime_error("--json: write to '" + o.json + "' failed");
+    for (auto n : inflights)
+      for (unsigned round = 1; round <= o.rounds; ++round) {
+        if (modes.size() > 1 && !std::exchange(first_group, false)) std::printf("\n");
+        for (const auto& mode : modes) {
+          IpcParams p;
+          p.inflight = n;
+          p.msg_bytes = size;
+          p.seconds = seconds;
+          p.cpus = cpus;
+          Line l;
+          l.before = line_rtt_ns(p);
+          IpcResult r = ipc_modes().at(mode)(p);
+          l.after = line_rtt_ns(p);
+          if (o.rounds > 1) r.note = "round " + std::to_string(round) + "/" + std::to_string(o.rounds) + (r.note.empty() ? "" : "; " + r.note);
+          print_row(mode, p, r, l);
+          rate[{size, n, mode}].push_back(r.ops_per_s());
+          line[{size, n, mode}].push_back(l);
+          if (json.is_open()) {
+            auto j = ipc_json_line(mode, p, r, facts, l.before, l.after);
+            if (o.rounds > 1) j["round"] = round;
+            json << j.dump() << '\n';
+            json.flush();
+            if (!json) throw std::runtime_error("--json: write to '" + o.json + "' failed");
+          }
         }
       }
-    }
-  print_ratios(rate, line, sizes, inflights, modes);
+  print_ratios(rate, line, sizes, inflights, modes, o.rounds);
 
   if (std::find(modes.begin(), modes.end(), "async") != modes.end()) {
     IpcParams p;
@@ -359,6 +377,11 @@ void add_ipc_bench(CLI::App& bench) {
                   std::string("Request and reply payload bytes, 8..65536 (default ") + kDefaultSizes + ")")
       ->type_name("LIST");
   o->seconds_opt = ipc->add_option("--seconds", o->seconds, "Measured seconds per scenario (default 1.0)")->type_name("S");
+  ipc->add_option("--rounds", o->rounds,
+                  "Run every (size, in-flight) group's modes this many times in turn, 1.." + std::to_string(kMaxRounds) +
+                      " (default 1); the ratio summary then gives each ratio's median over the rounds in which the "
+                      "machine did not change, which steadies ratios on a machine whose speed drifts")
+      ->type_name("N");
   ipc->footer(
       "Modes: async (uipc, one coroutine per call), async-inline (the same client, a server whose handler runs in the receive coroutine), async-batch (that server, the calls sent in batches with Client::call_many), sync (blocking uipc call), ring (busy-polling SPSC rings, no syscalls), "
       "uds (blocking Unix stream socketpair, pipelined and batched), uds-epoll (non-blocking, one epoll "

@@ -189,3 +189,28 @@ TEST(BenchHarness, ASleepsCostIsMeasured) {
   EXPECT_GT(ns, 0.0);
   EXPECT_LT(ns, 200'000.0);
 }
+
+TEST(BenchHarness, RoundsRatioIsTheMedianOfTheSteadyRounds) {
+  using uipc::bench::rounds_ratio;
+  // Round 2 ran while the machine changed: left out. Median of 10/10 and 30/10.
+  auto q = rounds_ratio({10, 20, 30}, {10, 10, 10}, {true, false, true});
+  ASSERT_TRUE(q.valid);
+  EXPECT_DOUBLE_EQ(q.median, 2.0);
+  EXPECT_EQ(q.used, 2u);
+  EXPECT_FALSE(q.all_changed);
+  // An odd count: the middle one, whatever the order of the rounds.
+  q = rounds_ratio({9, 1, 4}, {1, 1, 1}, {true, true, true});
+  EXPECT_DOUBLE_EQ(q.median, 4.0);
+  EXPECT_EQ(q.used, 3u);
+  // No steady round: the median of all of them, flagged.
+  q = rounds_ratio({2, 4, 6}, {1, 1, 1}, {false, false, false});
+  ASSERT_TRUE(q.valid);
+  EXPECT_DOUBLE_EQ(q.median, 4.0);
+  EXPECT_TRUE(q.all_changed);
+  // A round whose peer completed nothing has no ratio; none at all: not valid.
+  q = rounds_ratio({5, 5}, {0, 5}, {true, true});
+  EXPECT_DOUBLE_EQ(q.median, 1.0);
+  EXPECT_EQ(q.used, 1u);
+  EXPECT_FALSE(rounds_ratio({5}, {0}, {true}).valid);
+  EXPECT_FALSE(rounds_ratio({}, {}, {}).valid);
+}
