@@ -256,7 +256,7 @@ void print_ratios(const std::map<Key, std::vector<double>>& rate, const std::map
                 "  than %.1fx, so this ratio compares different machines; run again%s\n",
                 kLineRttChange, rounds > 1 ? " (in every round)" : "");
   if (partial)
-    std::printf("(k): the median of the k rounds in which the machine did not change; the others are left out\n");
+    std::printf("(k): the median of k rounds only; in the others the machine changed, or the peer completed no call\n");
 }
 
 // ---- the run ---------------------------------------------------------------------------------
