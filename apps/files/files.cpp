@@ -103,9 +103,12 @@ class [[nodiscard]] IoCall {
 struct Io {
   sys::Registration* reg = nullptr;  // null: the synchronous twin
   std::uint64_t calls = 0;
-  std::uint64_t short_reads = 0;  // see RunStats::short_reads
+  std::uint64_t short_reads = 0;     // see RunStats::short_reads
+  std::uint64_t split_listings = 0;  // see RunStats::split_listings
+  std::array<std::uint64_t, 512> by_nr{};  // x86-64 and arm64 numbers are below 512
   IoCall call(long nr, I64 a0 = 0, I64 a1 = 0, I64 a2 = 0, I64 a3 = 0, I64 a4 = 0, I64 a5 = 0) noexcept {
     ++calls;
+    if (nr >= 0 && static_cast<std::size_t>(nr) < by_nr.size()) ++by_nr[static_cast<std::size_t>(nr)];
     return IoCall(reg, nr, {a0, a1, a2, a3, a4, a5});
   }
 };
@@ -246,13 +249,14 @@ class Walk {
       co_await close_quietly(fd);
       co_return;
     }
-    for (;;) {
+    for (bool first = true;; first = false) {
       const I64 n = co_await io_.call(SYS_getdents64, fd, p2i(buf.data()), static_cast<I64>(buf.size()));
       if (n < 0) {
         error(it.src + ": " + why(n));
         break;
       }
       if (n == 0) break;
+      if (!first) ++io_.split_listings;  // the kernel gave this directory's entries in more parts
       for (I64 off = 0; off < n;) {
         const std::byte* d = buf.data() + off;
         unsigned short reclen;
@@ -536,6 +540,9 @@ void execute(Walk& w, Io& io, const RunOptions& o, Prologue prologue, Epilogue e
   w.st.cpu_s = process_cpu_s() - cpu0;
   w.st.calls = io.calls;
   w.st.short_reads = io.short_reads;
+  w.st.split_listings = io.split_listings;
+  for (std::size_t nr = 0; nr < io.by_nr.size(); ++nr)
+    if (io.by_nr[nr] != 0) w.st.calls_by_nr[static_cast<long>(nr)] = io.by_nr[nr];
   if (reg) {
     w.st.caller_kernel_entries = reg->caller_kernel_entries() - k_caller0;
     w.st.kernel_entries = w.st.caller_kernel_entries + (executor_entries(*ex) - k_exec0);

@@ -10,10 +10,13 @@
 //    reports; the command exits non-zero when it is not 0.
 //  * The sync and async forms make the same system calls on the same paths (openat, fstat,
 //    getdents64, pread, pwrite, close, mkdirat, newfstatat, readlinkat, symlinkat, fchmodat) and
-//    produce the same digests, copies and error lines; only the order of work differs. The one
-//    exception is the kernel's: a pread that returns less than asked before the end of the file
-//    (legal, and seen now and then through io_uring) is followed by one more pread for the rest;
-//    RunStats::short_reads counts those, so calls - short_reads is the same in both forms.
+//    produce the same digests, copies and error lines; only the order of work differs. The
+//    exceptions are the kernel's: a pread that returns less than asked before the end of the
+//    file is followed by one more pread for the rest (RunStats::short_reads counts those), and a
+//    directory whose entries getdents64 returns in more than one part takes one more getdents64
+//    per extra part (RunStats::split_listings; seen here after the page cache was dropped, on
+//    directories opened through io_uring). calls - short_reads - split_listings is the same in
+//    both forms.
 //    sum()'s entries are sorted by path (byte order), so its output does not depend on it.
 //  * At most RunOptions::inflight items (a file or a directory each) are worked on at once, so
 //    at most that many system calls are in flight; each item's own calls are made in order.
@@ -31,6 +34,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -80,6 +84,8 @@ struct RunStats {
   std::uint64_t errors = 0;       // lines reported through on_error
   std::uint64_t calls = 0;        // system calls made (sync) or submitted (async)
   std::uint64_t short_reads = 0;  // preads short of both the buffer and the file's end (one more pread each)
+  std::uint64_t split_listings = 0;  // getdents64 calls that returned entries after a directory's first part
+  std::map<long, std::uint64_t> calls_by_nr;  // `calls` by system call number (SYS_*)
   std::uint64_t kernel_entries = 0;        // sync: = calls; async: caller + executor + pool
   std::uint64_t caller_kernel_entries = 0; // the walking thread's own
   double wall_s = 0;              // from the first call to the last completion
