@@ -64,6 +64,7 @@ struct Dataset {
   std::vector<std::string> inputs;   // file names, in the order read
   std::size_t lines = 0;             // non-blank lines read
   std::size_t superseded = 0;        // valid lines replaced by a later one with the same key
+  std::size_t other_rounds = 0;      // lines of a scenario's latest series of rounds, other than its median round
 };
 
 // Parses one JSON line: the record, or why it was rejected (one line of text).
@@ -75,7 +76,11 @@ void read_jsonl(std::istream& in, const std::string& name, Dataset& d,
                 const std::function<void(const BadLine&)>& warn = {});
 
 // Keeps one record per (scenario, workload, msg_bytes, mode, inflight): the one with the latest
-// timestamp, the later input line on a tie.  Counts the others in d.superseded.
+// timestamp, the later input line on a tie.  When that line is round R of a series of rounds (its
+// `round` field, as `uipc bench ipc --rounds` and `uipc demo` write it), the lines of rounds
+// R-1 .. 1 just before it (same key) belong with it: the series' median round by ops_per_s (the
+// lower one of an even count) is kept, with extra["rounds"] = the series' length, and the other
+// rounds are counted in d.other_rounds.  Every other line is counted in d.superseded.
 void finish(Dataset& d);
 
 // ---- tables -----------------------------------------------------------------------------------
@@ -140,6 +145,7 @@ struct Headline {
   // The fastest of the async modes (async, async-inline, async-batch, ...) and which it was.
   std::optional<std::pair<double, std::string>> best_sync_1, best_sync_hi, best_ring_hi, best_uds_epoll_hi;
   std::optional<double> idle_pct;  // % of one core
+  unsigned rounds = 1;  // the most rounds any of the group's scenarios was measured in (Dataset: finish)
   bool any() const;
 };
 Headline headline(const Dataset& d, std::uint64_t hi = 64);

@@ -112,6 +112,43 @@ TEST(Report, CrlfAndBlankLinesAndLaterDuplicateWins) {
   EXPECT_EQ(d.superseded, 1u);
 }
 
+// The latest series of rounds of a scenario counts by its median round; older lines are superseded.
+TEST(Report, ASeriesOfRoundsKeepsItsMedianRound) {
+  std::ifstream in(kData / "sample.jsonl");
+  std::string first;
+  std::getline(in, first);  // sync@1
+  auto line = [&](const std::string& mode, double ops, const std::string& minute, int round) {
+    auto j = nlohmann::json::parse(first);
+    j["mode"] = mode;
+    j["ops_per_s"] = ops;
+    j["timestamp"] = "2025-01-31T12:" + minute + ":00Z";
+    if (round > 0) j["round"] = round;
+    return j.dump() + "\n";
+  };
+  std::istringstream text(line("sync", 5e6, "00", 0) +                                  // older, superseded
+                          line("sync", 3e6, "01", 1) + line("sync", 1e6, "02", 2) +       // a series of 3:
+                          line("sync", 2e6, "03", 3) +                                  //   its median, 2e6
+                          line("async", 4e6, "01", 1) + line("async", 3e6, "02", 2) +     // 2 rounds: the lower
+                          line("ring", 9e6, "01", 1) + line("ring", 7e6, "02", 3));       // round 2 missing
+  Dataset d;
+  read_jsonl(text, "rounds", d);
+  finish(d);
+  ASSERT_EQ(d.records.size(), 3u);
+  std::map<std::string, const Record*> by_mode;
+  for (const auto& r : d.records) by_mode[r.mode] = &r;
+  EXPECT_EQ(by_mode.at("sync")->ops_per_s, 2e6);
+  EXPECT_EQ(by_mode.at("sync")->extra.at("rounds"), 3);
+  EXPECT_EQ(by_mode.at("async")->ops_per_s, 3e6);
+  EXPECT_EQ(by_mode.at("async")->extra.at("rounds"), 2);
+  EXPECT_EQ(by_mode.at("ring")->ops_per_s, 7e6);  // only the latest line: its round 2 is not there
+  EXPECT_EQ(by_mode.at("ring")->extra.count("rounds"), 0u);
+  EXPECT_EQ(d.other_rounds, 3u);  // 2 of sync's, 1 of async's
+  EXPECT_EQ(d.superseded, 2u);    // sync's oldest, ring's round 1
+  EXPECT_CONTAINS(render_markdown(d, {}), "2 superseded by a later line for the same scenario, 3 other rounds");
+  EXPECT_EQ(headline(d, 1).rounds, 3u);
+  EXPECT_CONTAINS(headline_text(headline(d, 1)), "of each scenario's median round of 3;");
+}
+
 TEST(Report, Formatting) {
   EXPECT_EQ(fmt_rate(1234567.8), "1,234,568");
   EXPECT_EQ(fmt_rate(999), "999");
