@@ -431,8 +431,15 @@ Headline headline(const Dataset& d, std::uint64_t hi) {
   const auto gs = groups(d);
   if (const Group* g = headline_group(gs)) {
     h.msg_bytes = g->msg_bytes;
-    for (const auto& [where, r] : g->at)
+    std::vector<double> lines;
+    for (const auto& [where, r] : g->at) {
       if (const auto it = r->extra.find("rounds"); it != r->extra.end()) h.rounds = std::max(h.rounds, static_cast<unsigned>(it->second));
+      if (const auto it = r->extra.find("line_rtt_ns"); it != r->extra.end() && it->second > 0) lines.push_back(it->second);
+    }
+    if (!lines.empty()) {
+      std::nth_element(lines.begin(), lines.begin() + static_cast<std::ptrdiff_t>((lines.size() - 1) / 2), lines.end());
+      h.line_rtt_ns = lines[(lines.size() - 1) / 2];
+    }
     h.async_sync_1 = ratio(*g, "async", "sync", 1);
     h.async_sync_hi = ratio(*g, "async", "sync", hi);
     h.async_ring_hi = ratio(*g, "async", "ring", hi);
@@ -484,6 +491,9 @@ std::string headline_text(const Headline& h) {
            (h.sync_kernel_hi ? fmt_kernel(*h.sync_kernel_hi) : h.why_sync_kernel_hi)},
       {"idle CPU, async client + server", h.idle_pct ? fmt_pct(*h.idle_pct) + " of one core" : "not measured"},
   };
+  if (h.line_rtt_ns)
+    rows.push_back({"cache-line round trip between the CPUs",
+                    fmt_ns(*h.line_rtt_ns) + " (median of the sweep; the ratios move with it: docs/bench.md)"});
   std::string out = "Headline (" + (h.msg_bytes ? std::to_string(h.msg_bytes) + "-byte messages, " : std::string()) +
                     "throughput ratios within this run" +
                     (h.rounds > 1 ? ", of each scenario's median round of " + std::to_string(h.rounds) : std::string()) +
@@ -910,7 +920,13 @@ std::string render_markdown(const Dataset& d, const RenderOptions& opt) {
                 {"kernel entries per call, async, " + hi + " in flight", h.async_kernel_hi ? fmt_kernel(*h.async_kernel_hi) : h.why_async_kernel_hi},
                 {"kernel entries per call, sync, " + hi + " in flight", h.sync_kernel_hi ? fmt_kernel(*h.sync_kernel_hi) : h.why_sync_kernel_hi},
                 {"idle CPU, async client + server", h.idle_pct ? fmt_pct(*h.idle_pct) + " of one core" : "not measured"}};
+      if (h.line_rtt_ns) t.rows.push_back({"cache-line round trip, client ↔ server CPU (median)", fmt_ns(*h.line_rtt_ns)});
       out += "## Headline\n\n" + t.str() + "\n";
+      if (h.rounds > 1)
+        out += "Each ratio compares the scenarios' median rounds of " + std::to_string(h.rounds) + " (see the first paragraph).\n\n";
+      if (h.line_rtt_ns)
+        out += "The ratios move with the machine's state, which the cache-line round trip shows. On a VM it can change "
+               "between runs, and within one (docs/bench.md, `line`; each line of the data file has its `line_rtt_ns`).\n\n";
     }
     reference_section(d, gs, out);
     for (const Plot& p : opt.plots)

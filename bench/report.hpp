@@ -146,6 +146,9 @@ struct Headline {
   std::optional<std::pair<double, std::string>> best_sync_1, best_sync_hi, best_ring_hi, best_uds_epoll_hi;
   std::optional<double> idle_pct;  // % of one core
   unsigned rounds = 1;  // the most rounds any of the group's scenarios was measured in (Dataset: finish)
+  // The median of the group's line_rtt_ns fields (the cache-line round trip between the client's
+  // and the server's CPUs before each scenario): which state the machine was in.
+  std::optional<double> line_rtt_ns;
   bool any() const;
 };
 Headline headline(const Dataset& d, std::uint64_t hi = 64);

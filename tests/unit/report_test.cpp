@@ -147,6 +147,31 @@ TEST(Report, ASeriesOfRoundsKeepsItsMedianRound) {
   EXPECT_CONTAINS(render_markdown(d, {}), "2 superseded by a later line for the same scenario, 3 other rounds");
   EXPECT_EQ(headline(d, 1).rounds, 3u);
   EXPECT_CONTAINS(headline_text(headline(d, 1)), "of each scenario's median round of 3;");
+  EXPECT_FALSE(headline(d, 1).line_rtt_ns);  // the lines have no line_rtt_ns
+}
+
+// The headline gives the median cache-line round trip of the headline group's scenarios.
+TEST(Report, HeadlineGivesTheMedianLineRoundTrip) {
+  std::ifstream in(kData / "sample.jsonl");
+  std::string first;
+  std::getline(in, first);  // sync@1
+  std::string text;
+  const std::pair<const char*, double> lines[] = {{"sync", 400}, {"async", 80}, {"ring", 90}};
+  for (const auto& [mode, ns] : lines) {
+    auto j = nlohmann::json::parse(first);
+    j["mode"] = mode;
+    j["line_rtt_ns"] = ns;
+    text += j.dump() + "\n";
+  }
+  std::istringstream is(text);
+  Dataset d;
+  read_jsonl(is, "lines", d);
+  finish(d);
+  const Headline h = headline(d, 1);
+  ASSERT_TRUE(h.line_rtt_ns);
+  EXPECT_EQ(*h.line_rtt_ns, 90);
+  EXPECT_CONTAINS(headline_text(h), "cache-line round trip between the CPUs     90 ns (median of the sweep");
+  EXPECT_CONTAINS(render_markdown(d), "| cache-line round trip, client ↔ server CPU (median) | 90 ns |");
 }
 
 TEST(Report, Formatting) {
