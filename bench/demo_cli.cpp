@@ -3,7 +3,7 @@
 // 3 rounds in turn, each scenario reported by its median round) into DIR/demo.jsonl (a fresh file
 // each time), the idle measurement, the evaluation in small (wake-up modes, channels, placement;
 // docs/answers.md), the report and plots in DIR/report, and a table of headline ratios, in about
-// 45 seconds on two cores.  See docs/report.md.
+// 40 seconds on two cores.  See docs/report.md.
 #include "demo_cli.hpp"
 
 #include "cli_common.hpp"
@@ -239,7 +239,7 @@ void add_demo_command(CLI::App& app) {
       "pipes at 1..256 calls in flight (64-byte messages, 0.2 s each), the idle CPU of an async client and server, "
       "then wake-up latency and CPU per wake mode, 1..4096 channels on one server and the three placements, a report "
       "with plots and a table of headline ratios.  The IPC sweep runs in 3 rounds and reports each scenario's median "
-      "round.  About 45 s on two cores; 'uipc bench all' is the full sweep.");
+      "round.  About 40 s on two cores; 'uipc bench all' is the full sweep.");
   demo->add_flag("--quick", o->quick, "Even shorter, for smoke tests: 0.05 s per scenario, in flight 1,16,64, one round");
   CLI::Option* rounds = demo->add_option("--rounds", o->rounds,
                    "Run each in-flight count's IPC modes this many times in turn, 1.." + std::to_string(kMaxRounds) +

@@ -260,6 +260,7 @@ void finish(Dataset& d) {
   std::vector<Record> out;
   for (std::size_t i = 0; i < d.records.size(); ++i) {
     if (!kept[i]) continue;
+    d.records[i].extra.erase("rounds");  // ours to set: a line's own "rounds" field means nothing here
     if (rounds_of[i] > 0) d.records[i].extra["rounds"] = rounds_of[i];
     out.push_back(std::move(d.records[i]));
   }

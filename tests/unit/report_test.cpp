@@ -129,11 +129,13 @@ TEST(Report, ASeriesOfRoundsKeepsItsMedianRound) {
                           line("sync", 3e6, "01", 1) + line("sync", 1e6, "02", 2) +       // a series of 3:
                           line("sync", 2e6, "03", 3) +                                  //   its median, 2e6
                           line("async", 4e6, "01", 1) + line("async", 3e6, "02", 2) +     // 2 rounds: the lower
-                          line("ring", 9e6, "01", 1) + line("ring", 7e6, "02", 3));       // round 2 missing
+                          line("ring", 9e6, "01", 1) + line("ring", 7e6, "02", 3) +       // round 2 missing
+                          line("pipe", 1e6, "01", 0).replace(line("pipe", 1e6, "01", 0).find("\"ops_per_s\""), 0,
+                                                              "\"rounds\":1e300,"));       // not the line's to say
   Dataset d;
   read_jsonl(text, "rounds", d);
   finish(d);
-  ASSERT_EQ(d.records.size(), 3u);
+  ASSERT_EQ(d.records.size(), 4u);
   std::map<std::string, const Record*> by_mode;
   for (const auto& r : d.records) by_mode[r.mode] = &r;
   EXPECT_EQ(by_mode.at("sync")->ops_per_s, 2e6);
@@ -142,6 +144,7 @@ TEST(Report, ASeriesOfRoundsKeepsItsMedianRound) {
   EXPECT_EQ(by_mode.at("async")->extra.at("rounds"), 2);
   EXPECT_EQ(by_mode.at("ring")->ops_per_s, 7e6);  // only the latest line: its round 2 is not there
   EXPECT_EQ(by_mode.at("ring")->extra.count("rounds"), 0u);
+  EXPECT_EQ(by_mode.at("pipe")->extra.count("rounds"), 0u);
   EXPECT_EQ(d.other_rounds, 3u);  // 2 of sync's, 1 of async's
   EXPECT_EQ(d.superseded, 2u);    // sync's oldest, ring's round 1
   EXPECT_CONTAINS(render_markdown(d, {}), "2 superseded by a later line for the same scenario, 3 other rounds");
