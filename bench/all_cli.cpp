@@ -1,12 +1,13 @@
 // bench/all_cli.cpp — `uipc bench all`: every IPC scenario (sizes 64 and 1024 bytes, 1..256 in
 // flight, every mode) plus the idle measurement, one JSON line each, appended to DIR/ipc.jsonl.
 // Resumable: a scenario already in the file for the same commit and build type (and measured at
-// least half as long as this run would) is skipped.  Then the evaluation benchmarks (`bench wakeup`,
+// least half as long as this run would) is skipped; with --rounds N, each round of it.  Then the evaluation benchmarks (`bench wakeup`,
 // `bench channels`, `bench placement`; docs/answers.md) into DIR/<name>.jsonl, resumable the same
 // way, per scenario.  When the tool has a `bench sys` command that takes --json, it runs once
 // afterwards into DIR/sys.jsonl.  See docs/report.md.
 #include "all_cli.hpp"
 
+#include "cli_common.hpp"
 #include "eval_common.hpp"
 #include "harness.hpp"
 #include "ipc_cli.hpp"
@@ -49,16 +50,26 @@ struct Options {
   bool quick = false;
   bool no_sys = false;
   bool no_eval = false;
+  unsigned rounds = 1;
 };
 
-using Key = std::tuple<std::string, unsigned long long, unsigned long long>;  // mode, inflight, msg_bytes
+constexpr unsigned kMaxRounds = 20;
+
+// mode, inflight, msg_bytes, round (0: a line without one, from a run of one round)
+using Key = std::tuple<std::string, unsigned long long, unsigned long long, unsigned>;
 
 struct Scenario {
   std::string mode;
   unsigned inflight = 0;
   std::size_t msg_bytes = 0;
   double seconds = 0;
+  unsigned round = 0;  // 1..rounds with --rounds > 1, else 0
 };
+
+unsigned round_of(const report::Record& r) {
+  const auto it = r.extra.find("round");
+  return it == r.extra.end() || !(it->second >= 1 && it->second <= kMaxRounds) ? 0 : static_cast<unsigned>(it->second);
+}
 
 // The lines of `path` (if it exists) measured by this commit and build, for `scenario`, at least
 // `min_wall_s` long (the idle line: its own minimum).
@@ -75,7 +86,7 @@ std::set<Key> already_done(const fs::path& path, const Facts& f, const std::stri
   for (const auto& r : d.records)
     if (r.scenario == scenario && r.commit == f.commit && r.build_type == f.build_type &&
         r.wall_s >= (r.is_idle() ? min_idle_s : min_wall_s))
-      done.insert({r.mode, r.inflight, r.msg_bytes});
+      done.insert({r.mode, r.inflight, r.msg_bytes, round_of(r)});
   return done;
 }
 
@@ -119,6 +130,7 @@ int run_sys_child(const fs::path& json, bool quick) {
 }
 
 void run(const Options& o, CLI::App& bench) {
+  if (o.rounds < 1 || o.rounds > kMaxRounds) cli::usage("--rounds: must be 1.." + std::to_string(kMaxRounds) + " (got " + std::to_string(o.rounds) + ")");
   const Facts facts = machine_facts();
   const std::vector<std::string> modes = ipc_mode_order();
   if (modes.empty()) throw std::runtime_error("no IPC modes are built into this uipc");
@@ -135,18 +147,23 @@ void run(const Options& o, CLI::App& bench) {
   const std::set<Key> done = already_done(path, facts, "ipc", 0.5 * seconds, 0.5 * kIdleSeconds);
   std::vector<Scenario> todo;
   std::size_t skipped = 0, total = 0;
+  // With --rounds N, each (size, in-flight) pair's modes run N times in turn; a round already in
+  // the file is skipped like a scenario. A line without a round (a run of one round) does not
+  // stand in for round 1 of a series, nor a round for a run of one.
   for (auto size : kSizes)
     for (auto n : inflights)
-      for (const auto& m : modes) {
-        ++total;
-        if (done.count({m, n, size})) ++skipped;
-        else todo.push_back({m, n, size, seconds});
-      }
+      for (unsigned round = 1; round <= o.rounds; ++round)
+        for (const auto& m : modes) {
+          const unsigned tag = o.rounds > 1 ? round : 0;
+          ++total;
+          if (done.count({m, n, size, tag})) ++skipped;
+          else todo.push_back({m, n, size, seconds, tag});
+        }
   const bool has_async = std::find(modes.begin(), modes.end(), "async") != modes.end();
   if (has_async) {
     ++total;
-    if (done.count({"async-idle", 0, 8})) ++skipped;
-    else todo.push_back({"async-idle", 0, 8, kIdleSeconds});
+    if (done.count({"async-idle", 0, 8, 0})) ++skipped;
+    else todo.push_back({"async-idle", 0, 8, kIdleSeconds, 0});
   }
 
   std::printf("uipc bench all: %s, %u CPUs, %s, %s build, commit %s\n", facts.cpu_model.c_str(), facts.cores,
@@ -160,7 +177,8 @@ void run(const Options& o, CLI::App& bench) {
     std::printf("uipc bench all: warning: a %s build; take numbers from a release build only\n", facts.build_type.c_str());
   double estimate = 0;
   for (const auto& s : todo) estimate += s.seconds * 1.1 + 0.05;
-  std::printf("%zu scenarios (%s s each, in flight", total, o.quick ? "0.2" : "1.0");
+  std::printf("%zu scenarios (%s s each%s, in flight", total, o.quick ? "0.2" : "1.0",
+              o.rounds > 1 ? (", " + std::to_string(o.rounds) + " rounds").c_str() : "");
   for (auto n : inflights) std::printf(" %u", n);
   std::printf(", sizes 64 and 1024 bytes, modes");
   for (const auto& m : modes) std::printf(" %s", m.c_str());
@@ -181,8 +199,11 @@ void run(const Options& o, CLI::App& bench) {
       p.cpus = cpus;
       const bool idle = s.mode == "async-idle";
       const double line_ns = idle ? 0 : line_rtt_ns(p);
-      const IpcResult r = idle ? run_async_idle(p) : ipc_modes().at(s.mode)(p);
-      json << ipc_json_line(s.mode, p, r, facts, line_ns).dump() << '\n';
+      IpcResult r = idle ? run_async_idle(p) : ipc_modes().at(s.mode)(p);
+      mark_round(r, s.round, s.round != 0 ? o.rounds : 1);
+      auto j = ipc_json_line(s.mode, p, r, facts, line_ns);
+      mark_round(j, s.round, s.round != 0 ? o.rounds : 1);
+      json << j.dump() << '\n';
       json.flush();
       if (!json) throw std::runtime_error("write to '" + path.string() + "' failed");
       const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -191,10 +212,11 @@ void run(const Options& o, CLI::App& bench) {
                     s.mode.c_str(), r.wall_s, report::fmt_pct(r.wall_s > 0 ? 100.0 * r.cpu_s / r.wall_s : 0).c_str(),
                     static_cast<unsigned long long>(r.kernel_entries), r.kernel_entries == 1 ? "entry" : "entries", elapsed);
       else
-        std::printf("[%3zu/%zu] %-10s %4u in flight %5zu B %14s ops/s  p50 %-10s p99 %-10s kern/op %-7s (%.0f s)\n", i + 1,
+        std::printf("[%3zu/%zu] %-10s %4u in flight %5zu B %14s ops/s  p50 %-10s p99 %-10s kern/op %-7s (%.0f s)%s\n", i + 1,
                     todo.size(), s.mode.c_str(), s.inflight, s.msg_bytes, report::fmt_rate(r.ops_per_s()).c_str(),
                     report::fmt_ns(r.p50_ns).c_str(), report::fmt_ns(r.p99_ns).c_str(),
-                    report::fmt_kernel(r.kernel_entries_per_op()).c_str(), elapsed);
+                    report::fmt_kernel(r.kernel_entries_per_op()).c_str(), elapsed,
+                    s.round != 0 ? ("  round " + std::to_string(s.round) + "/" + std::to_string(o.rounds)).c_str() : "");
       std::fflush(stdout);
     }
   }
@@ -259,6 +281,10 @@ void add_all_bench(CLI::App& bench) {
       "skipped, so an interrupted run picks up where it stopped.");
   all->add_option("--out", o->out, "Directory for ipc.jsonl and sys.jsonl (default: results)")->type_name("DIR");
   all->add_flag("--quick", o->quick, "Short runs: 0.2 s per scenario, in flight 1,4,16,64,256");
+  all->add_option("--rounds", o->rounds,
+                  "Run each (size, in-flight) pair's IPC modes this many times in turn, 1.." + std::to_string(kMaxRounds) +
+                      " (default 1); 'uipc report' then uses each scenario's median round")
+      ->type_name("N");
   all->add_flag("--no-sys", o->no_sys, "Do not run 'bench sys' after the IPC sweep");
   all->add_flag("--no-eval", o->no_eval,
                 "Do not run 'bench wakeup', 'bench channels' and 'bench placement' (into DIR/wakeup.jsonl, channels.jsonl, "

@@ -176,10 +176,10 @@ void run(const Options& o) {
     p.cpus = cpus;
     const double line_ns = s.mode == "async-idle" ? 0 : line_rtt_ns(p);
     IpcResult r = s.mode == "async-idle" ? run_async_idle(p) : ipc_modes().at(s.mode)(p);
-    if (rounds > 1 && s.mode != "async-idle")
-      r.note = "round " + std::to_string(s.round) + "/" + std::to_string(rounds) + (r.note.empty() ? "" : "; " + r.note);
+    const unsigned of = s.mode == "async-idle" ? 1 : rounds;  // the idle line is measured once
+    mark_round(r, s.round, of);
     auto j = ipc_json_line(s.mode, p, r, facts, line_ns);
-    if (rounds > 1 && s.mode != "async-idle") j["round"] = s.round;
+    mark_round(j, s.round, of);
     json << j.dump() << '\n';
     json.flush();
     if (!json) throw std::runtime_error("write to '" + jsonl.string() + "' failed");

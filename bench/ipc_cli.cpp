@@ -176,6 +176,14 @@ std::vector<int> default_ipc_cpus() {
   return {*allowed.begin(), *std::next(allowed.begin())};
 }
 
+void mark_round(IpcResult& r, unsigned round, unsigned rounds) {
+  if (rounds > 1) r.note = "round " + std::to_string(round) + "/" + std::to_string(rounds) + (r.note.empty() ? "" : "; " + r.note);
+}
+
+void mark_round(nlohmann::ordered_json& j, unsigned round, unsigned rounds) {
+  if (rounds > 1) j["round"] = round;
+}
+
 nlohmann::ordered_json ipc_json_line(const std::string& mode, const IpcParams& p, const IpcResult& r, const Facts& f,
                                      double line_ns, double line_after_ns) {
   nlohmann::ordered_json j = {
@@ -319,13 +327,13 @@ void run(const Options& o) {
           l.before = line_rtt_ns(p);
           IpcResult r = ipc_modes().at(mode)(p);
           l.after = line_rtt_ns(p);
-          if (o.rounds > 1) r.note = "round " + std::to_string(round) + "/" + std::to_string(o.rounds) + (r.note.empty() ? "" : "; " + r.note);
+          mark_round(r, round, o.rounds);
           print_row(mode, p, r, l);
           rate[{size, n, mode}].push_back(r.ops_per_s());
           line[{size, n, mode}].push_back(l);
           if (json.is_open()) {
             auto j = ipc_json_line(mode, p, r, facts, l.before, l.after);
-            if (o.rounds > 1) j["round"] = round;
+            mark_round(j, round, o.rounds);
             json << j.dump() << '\n';
             json.flush();
             if (!json) throw std::runtime_error("--json: write to '" + o.json + "' failed");

@@ -30,6 +30,12 @@ void add_ipc_bench(CLI::App& bench);
 nlohmann::ordered_json ipc_json_line(const std::string& mode, const IpcParams& p, const IpcResult& r, const Facts& f,
                                      double line_ns = 0, double line_after_ns = 0);
 
+// A scenario measured as round `round` of `rounds` (> 1; `--rounds` of bench ipc, demo, bench
+// all): its note starts with "round r/N", and its JSON line (made after) carries `round`.
+// Nothing when rounds <= 1.
+void mark_round(IpcResult& r, unsigned round, unsigned rounds);
+void mark_round(nlohmann::ordered_json& j, unsigned round, unsigned rounds);
+
 // Every registered mode, ordered async, sync, ring, uds, uds-epoll, pipe, then the rest by name.
 std::vector<std::string> ipc_mode_order();
 
