@@ -110,8 +110,8 @@ void run(const Options& o) {
   // 32 is in the normal sweep so the reference comparison (ReL4 at concurrency 32) has a measured point.
   const std::vector<unsigned> inflights = o.quick ? std::vector<unsigned>{1, 16, 64} : std::vector<unsigned>{1, 4, 16, 32, 64, 256};
   // Each in-flight count's modes run `rounds` times in turn (as `uipc bench ipc --rounds`), and
-  // the report takes each scenario's median round: this VM's speed drifts by tens of percent
-  // within seconds, which one pass turns into ratios that swing from run to run.
+  // the report takes each scenario's median round: this VM's speed can change within seconds, and
+  // one change during a one-pass sweep would decide the ratios of the modes it fell between.
   const unsigned rounds = o.rounds_given ? o.rounds : o.quick ? 1 : kDefaultRounds;
   if (rounds < 1 || rounds > kMaxRounds) cli::usage("--rounds: must be 1.." + std::to_string(kMaxRounds) + " (got " + std::to_string(rounds) + ")");
 
