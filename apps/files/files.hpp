@@ -14,9 +14,10 @@
 //    exceptions are the kernel's: a pread that returns less than asked before the end of the
 //    file is followed by one more pread for the rest (RunStats::short_reads counts those), and a
 //    directory whose entries getdents64 returns in more than one part takes one more getdents64
-//    per extra part (RunStats::split_listings; seen here after the page cache was dropped, on
-//    directories opened through io_uring). calls - short_reads - split_listings is the same in
-//    both forms.
+//    per extra part (RunStats::split_listings; the kernel ends a listing early when a signal, or
+//    an io_uring completion's task work, is pending on the listing thread: seen with the
+//    io_uring backend after the page cache was dropped). calls - short_reads - split_listings is
+//    the same in both forms.
 //    sum()'s entries are sorted by path (byte order), so its output does not depend on it.
 //  * At most RunOptions::inflight items (a file or a directory each) are worked on at once, so
 //    at most that many system calls are in flight; each item's own calls are made in order.

@@ -78,15 +78,23 @@ RunOptions run_options(const CommonOptions& c, const char* prog) {
   return o;
 }
 
+// " (of which N after short reads, M for split listings)" when the kernel cost the walk extra
+// calls (RunStats::short_reads, split_listings; docs/files.md), else "".
+std::string extra_calls(const RunStats& s) {
+  if (s.short_reads == 0 && s.split_listings == 0) return {};
+  return " (of which " + std::to_string(s.short_reads) + " after short reads, " + std::to_string(s.split_listings) +
+         " for split listings)";
+}
+
 void print_stats(const char* prog, const RunStats& s) {
   std::fprintf(stderr,
                "%s: %s: %llu files, %llu bytes, %llu directories, %llu errors in %.3f s (%.0f files/s); %llu system "
-               "calls, %llu kernel entries (%llu by this thread), %.3f CPU-s\n",
+               "calls%s, %llu kernel entries (%llu by this thread), %.3f CPU-s\n",
                prog, s.mode.c_str(), static_cast<unsigned long long>(s.files), static_cast<unsigned long long>(s.bytes),
                static_cast<unsigned long long>(s.dirs), static_cast<unsigned long long>(s.errors), s.wall_s,
                s.wall_s > 0 ? static_cast<double>(s.files) / s.wall_s : 0.0, static_cast<unsigned long long>(s.calls),
-               static_cast<unsigned long long>(s.kernel_entries), static_cast<unsigned long long>(s.caller_kernel_entries),
-               s.cpu_s);
+               extra_calls(s).c_str(), static_cast<unsigned long long>(s.kernel_entries),
+               static_cast<unsigned long long>(s.caller_kernel_entries), s.cpu_s);
 }
 
 // sha256sum and cp exit with 1 when a file failed; so do we (after everything else was done).
