@@ -51,6 +51,7 @@ struct Options {
   bool no_sys = false;
   bool no_eval = false;
   unsigned rounds = 1;
+  std::string modes;  // empty: every mode built in
 };
 
 constexpr unsigned kMaxRounds = 20;
@@ -132,8 +133,7 @@ int run_sys_child(const fs::path& json, bool quick) {
 void run(const Options& o, CLI::App& bench) {
   if (o.rounds < 1 || o.rounds > kMaxRounds) cli::usage("--rounds: must be 1.." + std::to_string(kMaxRounds) + " (got " + std::to_string(o.rounds) + ")");
   const Facts facts = machine_facts();
-  const std::vector<std::string> modes = ipc_mode_order();
-  if (modes.empty()) throw std::runtime_error("no IPC modes are built into this uipc");
+  const std::vector<std::string> modes = parse_ipc_modes(o.modes);
   const double seconds = o.quick ? kQuickSeconds : kSeconds;
   const std::vector<unsigned>& inflights = o.quick ? kQuickInflight : kInflight;
   const std::vector<int> cpus = default_ipc_cpus();
@@ -281,6 +281,10 @@ void add_all_bench(CLI::App& bench) {
       "skipped, so an interrupted run picks up where it stopped.");
   all->add_option("--out", o->out, "Directory for ipc.jsonl and sys.jsonl (default: results)")->type_name("DIR");
   all->add_flag("--quick", o->quick, "Short runs: 0.2 s per scenario, in flight 1,4,16,64,256");
+  all->add_option("--modes", o->modes,
+                  "IPC modes to run, in order (default: every mode built in, as async,sync,ring,uds,uds-epoll,pipe, then "
+                  "the rest); the idle measurement runs when async is among them")
+      ->type_name("LIST");
   all->add_option("--rounds", o->rounds,
                   "Run each (size, in-flight) pair's IPC modes this many times in turn, 1.." + std::to_string(kMaxRounds) +
                       " (default 1); 'uipc report' then uses each scenario's median round")

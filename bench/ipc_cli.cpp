@@ -110,24 +110,28 @@ std::vector<int> parse_cpus(const Options& o) {
   return out;
 }
 
-std::vector<std::string> parse_modes(const Options& o) {
+}  // namespace
+
+std::vector<std::string> parse_ipc_modes(const std::string& list) {
   const auto& reg = ipc_modes();
   std::vector<std::string> out;
-  if (o.modes.empty()) {
+  if (list.empty()) {
     out = ipc_mode_order();
-    if (out.empty()) usage("no IPC modes are built into this uipc");
+    if (out.empty()) cli::usage("no IPC modes are built into this uipc");
     return out;
   }
-  for (const auto& m : split(o.modes, ',')) {
+  for (const auto& m : cli::split(list, ',')) {
     if (!reg.count(m)) {
       std::string known;
       for (const auto& [name, fn] : reg) known += (known.empty() ? "" : ", ") + name;
-      usage("--modes: unknown mode '" + m + "' (available: " + known + ")");
+      cli::usage("--modes: unknown mode '" + m + "' (available: " + known + ")");
     }
     if (std::find(out.begin(), out.end(), m) == out.end()) out.push_back(m);
   }
   return out;
 }
+
+namespace {
 
 // ---- output ----------------------------------------------------------------------------------
 
@@ -285,7 +289,7 @@ void run(const Options& o) {
       if (n * s > kMaxWindow)
         usage("--inflight " + std::to_string(n) + " with --sizes " + std::to_string(s) + " is a " +
               std::to_string((n * s) >> 20) + " MiB window; keep inflight x size within " + std::to_string(kMaxWindow >> 20) + " MiB");
-  const std::vector<std::string> modes = parse_modes(o);
+  const std::vector<std::string> modes = parse_ipc_modes(o.modes);
   const std::vector<int> cpus = parse_cpus(o);
 
   std::ofstream json;

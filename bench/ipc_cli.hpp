@@ -36,6 +36,11 @@ nlohmann::ordered_json ipc_json_line(const std::string& mode, const IpcParams& p
 void mark_round(IpcResult& r, unsigned round, unsigned rounds);
 void mark_round(nlohmann::ordered_json& j, unsigned round, unsigned rounds);
 
+// The modes a --modes LIST names, in its order, duplicates dropped; every registered mode (in
+// ipc_mode_order()) when LIST is empty. An unknown name is a usage error (CLI::ValidationError,
+// exit status 2) that lists the known ones.
+std::vector<std::string> parse_ipc_modes(const std::string& list);
+
 // Every registered mode, ordered async, sync, ring, uds, uds-epoll, pipe, then the rest by name.
 std::vector<std::string> ipc_mode_order();
 
