@@ -131,7 +131,7 @@ int run_sys_child(const fs::path& json, bool quick) {
 }
 
 void run(const Options& o, CLI::App& bench) {
-  if (o.rounds < 1 || o.rounds > kMaxRounds) cli::usage("--rounds: must be 1.." + std::to_string(kMaxRounds) + " (got " + std::to_string(o.rounds) + ")");
+  cli::check_rounds(o.rounds, kMaxRounds);
   const Facts facts = machine_facts();
   const std::vector<std::string> modes = parse_ipc_modes(o.modes);
   const double seconds = o.quick ? kQuickSeconds : kSeconds;
@@ -200,9 +200,10 @@ void run(const Options& o, CLI::App& bench) {
       const bool idle = s.mode == "async-idle";
       const double line_ns = idle ? 0 : line_rtt_ns(p);
       IpcResult r = idle ? run_async_idle(p) : ipc_modes().at(s.mode)(p);
-      mark_round(r, s.round, s.round != 0 ? o.rounds : 1);
+      const unsigned of = s.round != 0 ? o.rounds : 1;  // the idle line, and runs of one round: none
+      mark_round(r, s.round, of);
       auto j = ipc_json_line(s.mode, p, r, facts, line_ns);
-      mark_round(j, s.round, s.round != 0 ? o.rounds : 1);
+      mark_round(j, s.round, of);
       json << j.dump() << '\n';
       json.flush();
       if (!json) throw std::runtime_error("write to '" + path.string() + "' failed");
@@ -216,7 +217,7 @@ void run(const Options& o, CLI::App& bench) {
                     todo.size(), s.mode.c_str(), s.inflight, s.msg_bytes, report::fmt_rate(r.ops_per_s()).c_str(),
                     report::fmt_ns(r.p50_ns).c_str(), report::fmt_ns(r.p99_ns).c_str(),
                     report::fmt_kernel(r.kernel_entries_per_op()).c_str(), elapsed,
-                    s.round != 0 ? ("  round " + std::to_string(s.round) + "/" + std::to_string(o.rounds)).c_str() : "");
+                    of > 1 ? ("  " + round_label(s.round, of)).c_str() : "");
       std::fflush(stdout);
     }
   }

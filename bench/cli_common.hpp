@@ -19,6 +19,11 @@ namespace uipc::bench::cli {
 // A usage error: one line, exit code 2 (main maps every CLI::ParseError to 2).
 [[noreturn]] inline void usage(const std::string& msg) { throw CLI::ValidationError(msg, 2); }
 
+// --rounds N of bench ipc, bench all and demo: 1..max, else a usage error.
+inline void check_rounds(unsigned rounds, unsigned max) {
+  if (rounds < 1 || rounds > max) usage("--rounds: must be 1.." + std::to_string(max) + " (got " + std::to_string(rounds) + ")");
+}
+
 inline std::vector<std::string> split(const std::string& s, char sep) {
   std::vector<std::string> out;
   std::string item;

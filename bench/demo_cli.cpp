@@ -37,16 +37,16 @@ const char* const kModes[] = {"async", "async-inline", "async-batch", "sync", "r
 constexpr std::size_t kBytes = 64;
 constexpr unsigned kHeadlineInflight = 64;
 
+constexpr unsigned kDefaultRounds = 3, kMaxRounds = 20;
+
 struct Options {
   std::string out = "results";
   bool quick = false;
   bool no_plots = false;
   bool no_eval = false;
-  unsigned rounds = 0;
-  bool rounds_given = false;  // otherwise 3, or 1 with --quick
+  unsigned rounds = kDefaultRounds;
+  CLI::Option* rounds_opt = nullptr;  // not given: kDefaultRounds, or 1 with --quick
 };
-
-constexpr unsigned kDefaultRounds = 3, kMaxRounds = 20;
 
 struct Step {
   std::string mode;  // "async-idle" for the idle measurement
@@ -94,9 +94,7 @@ class Progress {
   }
 
  private:
-  std::string round_text(const Step& s) const {
-    return rounds_ > 1 ? ", round " + std::to_string(s.round) + "/" + std::to_string(rounds_) : std::string();
-  }
+  std::string round_text(const Step& s) const { return rounds_ > 1 ? ", " + round_label(s.round, rounds_) : std::string(); }
   std::size_t total_;
   double each_;
   unsigned rounds_;
@@ -112,8 +110,8 @@ void run(const Options& o) {
   // Each in-flight count's modes run `rounds` times in turn (as `uipc bench ipc --rounds`), and
   // the report takes each scenario's median round: this VM's speed can change within seconds, and
   // one change during a one-pass sweep would decide the ratios of the modes it fell between.
-  const unsigned rounds = o.rounds_given ? o.rounds : o.quick ? 1 : kDefaultRounds;
-  if (rounds < 1 || rounds > kMaxRounds) cli::usage("--rounds: must be 1.." + std::to_string(kMaxRounds) + " (got " + std::to_string(rounds) + ")");
+  const unsigned rounds = o.rounds_opt->count() ? o.rounds : o.quick ? 1 : kDefaultRounds;
+  cli::check_rounds(rounds, kMaxRounds);
 
   std::vector<std::string> modes, missing;
   for (const char* m : kModes) (ipc_modes().count(m) ? modes : missing).push_back(m);
@@ -241,7 +239,7 @@ void add_demo_command(CLI::App& app) {
       "with plots and a table of headline ratios.  The IPC sweep runs in 3 rounds and reports each scenario's median "
       "round.  About 40 s on two cores; 'uipc bench all' is the full sweep.");
   demo->add_flag("--quick", o->quick, "Even shorter, for smoke tests: 0.05 s per scenario, in flight 1,16,64, one round");
-  CLI::Option* rounds = demo->add_option("--rounds", o->rounds,
+  o->rounds_opt = demo->add_option("--rounds", o->rounds,
                    "Run each in-flight count's IPC modes this many times in turn, 1.." + std::to_string(kMaxRounds) +
                        " (default 3, 1 with --quick); the report and headline use each scenario's median round")
       ->type_name("N");
@@ -251,10 +249,7 @@ void add_demo_command(CLI::App& app) {
   demo->add_flag("--no-plots", o->no_plots, "Do not run gnuplot");
   demo->add_flag("--no-eval", o->no_eval, "Leave out the wake-up, channel and placement measurements (about 8 s)");
   demo->footer("Writes DIR/demo.jsonl and DIR/report/report.md (+ PNG and SVG plots).  See docs/report.md.");
-  demo->callback([o, rounds] {
-    o->rounds_given = rounds->count() != 0;
-    run(*o);
-  });
+  demo->callback([o] { run(*o); });
 }
 
 }  // namespace uipc::bench

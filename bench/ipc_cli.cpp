@@ -180,8 +180,12 @@ std::vector<int> default_ipc_cpus() {
   return {*allowed.begin(), *std::next(allowed.begin())};
 }
 
+std::string round_label(unsigned round, unsigned rounds) {
+  return rounds > 1 ? "round " + std::to_string(round) + "/" + std::to_string(rounds) : std::string();
+}
+
 void mark_round(IpcResult& r, unsigned round, unsigned rounds) {
-  if (rounds > 1) r.note = "round " + std::to_string(round) + "/" + std::to_string(rounds) + (r.note.empty() ? "" : "; " + r.note);
+  if (rounds > 1) r.note = round_label(round, rounds) + (r.note.empty() ? "" : "; " + r.note);
 }
 
 void mark_round(nlohmann::ordered_json& j, unsigned round, unsigned rounds) {
@@ -277,7 +281,7 @@ void run(const Options& o) {
   // Validate everything before running anything.
   if (o.seconds_opt->count() && !(o.seconds > 0 && o.seconds <= 3600)) usage("--seconds: must be in (0, 3600]");
   const double seconds = o.seconds_opt->count() ? o.seconds : o.quick ? kQuickSeconds : 1.0;
-  if (o.rounds < 1 || o.rounds > kMaxRounds) usage("--rounds: must be 1.." + std::to_string(kMaxRounds));
+  check_rounds(o.rounds, kMaxRounds);
   const std::string inflight_s = o.inflight_opt->count() ? o.inflight : o.quick ? kQuickInflight : kDefaultInflight;
   std::vector<unsigned> inflights;
   for (auto v : parse_list("--inflight", inflight_s, 1, kMaxInflight, "in-flight count")) inflights.push_back(static_cast<unsigned>(v));

@@ -93,6 +93,12 @@ bool is_count(const json& v) {
 }
 bool is_measure(const json& v) { return v.is_number() && std::isfinite(v.get<double>()) && v.get<double>() >= 0; }
 
+// A line's own numeric field `k` (Record::extra), or `dflt` when it has none.
+double extra_of(const Record& r, const char* k, double dflt = NAN) {
+  const auto it = r.extra.find(k);
+  return it == r.extra.end() ? dflt : it->second;
+}
+
 std::string type_of(const json& v) {
   if (v.is_null()) return "null";
   if (v.is_number() && !std::isfinite(v.get<double>())) return "not finite";
@@ -229,13 +235,9 @@ void finish(Dataset& d) {
   // channel count, per caller count).
   using Key = std::tuple<std::string, std::string, std::uint64_t, std::string, std::uint64_t, double, double>;
   std::map<Key, std::vector<std::size_t>> by_key;  // key -> indices into d.records, in input order
-  auto extra = [](const Record& r, const char* k) {
-    const auto it = r.extra.find(k);
-    return it == r.extra.end() ? -1.0 : it->second;
-  };
   for (std::size_t i = 0; i < d.records.size(); ++i) {
     const Record& r = d.records[i];
-    by_key[Key{r.scenario, r.workload, r.msg_bytes, r.mode, r.inflight, extra(r, "channels"), extra(r, "callers")}].push_back(i);
+    by_key[Key{r.scenario, r.workload, r.msg_bytes, r.mode, r.inflight, extra_of(r, "channels", -1), extra_of(r, "callers", -1)}].push_back(i);
   }
   std::vector<bool> kept(d.records.size(), false);
   std::vector<double> rounds_of(d.records.size(), 0);
@@ -244,9 +246,9 @@ void finish(Dataset& d) {
     std::stable_sort(lines.begin(), lines.end(),
                      [&](std::size_t a, std::size_t b) { return d.records[a].timestamp < d.records[b].timestamp; });
     std::vector<std::size_t> series{lines.back()};
-    const double last_round = extra(d.records[lines.back()], "round");
+    const double last_round = extra_of(d.records[lines.back()], "round", -1);
     for (auto it = lines.rbegin() + 1; it != lines.rend(); ++it) {
-      if (last_round < 2 || extra(d.records[*it], "round") != last_round - static_cast<double>(series.size())) break;
+      if (last_round < 2 || extra_of(d.records[*it], "round", -1) != last_round - static_cast<double>(series.size())) break;
       series.push_back(*it);
     }
     std::sort(series.begin(), series.end(),
@@ -434,8 +436,8 @@ Headline headline(const Dataset& d, std::uint64_t hi) {
     h.msg_bytes = g->msg_bytes;
     std::vector<double> lines;
     for (const auto& [where, r] : g->at) {
-      if (const auto it = r->extra.find("rounds"); it != r->extra.end()) h.rounds = std::max(h.rounds, static_cast<unsigned>(it->second));
-      if (const auto it = r->extra.find("line_rtt_ns"); it != r->extra.end() && it->second > 0) lines.push_back(it->second);
+      h.rounds = std::max(h.rounds, static_cast<unsigned>(extra_of(*r, "rounds", 1)));
+      if (const double l = extra_of(*r, "line_rtt_ns", 0); l > 0) lines.push_back(l);
     }
     if (!lines.empty()) {
       std::nth_element(lines.begin(), lines.begin() + static_cast<std::ptrdiff_t>((lines.size() - 1) / 2), lines.end());
@@ -1027,11 +1029,6 @@ std::string ns_ytics(double lo, double hi) {
 bool is_eval_scenario(const std::string& s) { return s == "wakeup" || s == "channels" || s == "placement"; }
 
 namespace {
-
-double extra_of(const Record& r, const char* k, double dflt = NAN) {
-  const auto it = r.extra.find(k);
-  return it == r.extra.end() ? dflt : it->second;
-}
 
 int wake_rank(const std::string& m) {
   static const char* const order[] = {"sys-tick-100us", "sys-tick-1ms", "sys-tick-4ms", "sys-irq",
