@@ -6,9 +6,11 @@
 #include <CLI/CLI.hpp>
 #include <sched.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <ctime>
+#include <initializer_list>
 #include <set>
 #include <sstream>
 #include <string>
@@ -85,6 +87,22 @@ inline std::string fmt_rate(double v) {
     out += digits[i];
   }
   return out;
+}
+
+// Cache-line round trips (line_rtt_ns, line_rtt_after_ns) that differ by more than this factor
+// were taken on different machines, as far as a ratio is concerned.
+inline constexpr double kLineRttChange = 1.5;
+
+// True when the positive values among `ns` lie within kLineRttChange of each other (fewer than two:
+// nothing to compare, true).
+inline bool lines_steady(std::initializer_list<double> ns) {
+  double lo = 0, hi = 0;
+  for (double v : ns) {
+    if (!(v > 0)) continue;
+    lo = lo > 0 ? std::min(lo, v) : v;
+    hi = std::max(hi, v);
+  }
+  return lo == 0 || hi <= kLineRttChange * lo;
 }
 
 inline std::string fmt_ns(double ns) {

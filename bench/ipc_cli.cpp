@@ -143,14 +143,10 @@ void print_header() {
               "kern/op", "cpu_s", "line", "note");
 }
 
-// Two cache-line round trips (line_rtt_ns) that differ by more than this factor were taken on
-// different machines, as far as a ratio is concerned.
-constexpr double kLineRttChange = 1.5;
-
 // The line round trip before and after one scenario.
 struct Line {
   double before = 0, after = 0;
-  bool steady() const { return std::max(before, after) <= kLineRttChange * std::min(before, after); }
+  bool steady() const { return lines_steady({before, after}); }
 };
 
 void print_row(const std::string& mode, const IpcParams& p, const IpcResult& r, const Line& line) {
@@ -250,10 +246,8 @@ void print_ratios(const std::map<Key, std::vector<double>>& rate, const std::map
           const auto& lx = line.at({size, n, a});
           const auto& lb = line.at({size, n, m});
           std::vector<bool> steady;
-          for (std::size_t r = 0; r < lx.size() && r < lb.size(); ++r) {
-            const auto [lo, hi] = std::minmax({lx[r].before, lx[r].after, lb[r].before, lb[r].after});
-            steady.push_back(hi <= kLineRttChange * lo);
-          }
+          for (std::size_t r = 0; r < lx.size() && r < lb.size(); ++r)
+            steady.push_back(lines_steady({lx[r].before, lx[r].after, lb[r].before, lb[r].after}));
           const RoundsRatio q = rounds_ratio(rate.at({size, n, a}), rate.at({size, n, m}), steady);
           marked |= q.valid && q.all_changed;
           const bool fewer = q.valid && rounds > 1 && q.used < rounds;

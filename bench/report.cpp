@@ -443,6 +443,19 @@ Headline headline(const Dataset& d, std::uint64_t hi) {
       std::nth_element(lines.begin(), lines.begin() + static_cast<std::ptrdiff_t>((lines.size() - 1) / 2), lines.end());
       h.line_rtt_ns = lines[(lines.size() - 1) / 2];
     }
+    auto lines_of = [&](const char* other, std::uint64_t n) -> std::optional<Headline::Lines> {
+      const Record* a = g->find("async", n);
+      const Record* b = g->find(other, n);
+      if (!a || !b || !(extra_of(*a, "line_rtt_ns", 0) > 0) || !(extra_of(*b, "line_rtt_ns", 0) > 0)) return std::nullopt;
+      Headline::Lines l{extra_of(*a, "line_rtt_ns"), extra_of(*b, "line_rtt_ns"), false};
+      l.changed = !cli::lines_steady({l.async_ns, l.other_ns, extra_of(*a, "line_rtt_after_ns", 0),
+                                      extra_of(*b, "line_rtt_after_ns", 0)});
+      return l;
+    };
+    h.lines_sync_1 = lines_of("sync", 1);
+    h.lines_sync_hi = lines_of("sync", hi);
+    h.lines_ring_hi = lines_of("ring", hi);
+    h.lines_uds_epoll_hi = lines_of("uds-epoll", hi);
     h.async_sync_1 = ratio(*g, "async", "sync", 1);
     h.async_sync_hi = ratio(*g, "async", "sync", hi);
     h.async_ring_hi = ratio(*g, "async", "ring", hi);
@@ -483,12 +496,22 @@ std::string headline_text(const Headline& h) {
     if (plain && v == ratio_s(*plain, "")) return {};
     return ", best " + v + " (" + b->second + ")";
   };
+  // "; lines 395 ns / 392 ns": the states the ratio's two scenarios were measured in.
+  auto lines_s = [](const std::optional<Headline::Lines>& l) -> std::string {
+    if (!l) return {};
+    return "; lines " + fmt_ns(l->async_ns) + " / " + fmt_ns(l->other_ns) +
+           (l->changed ? ", the machine changed between them" : "");
+  };
   std::vector<std::pair<std::string, std::string>> rows = {
-      {"async / sync, 1 in flight", ratio_s(h.async_sync_1, h.why_sync_1) + best_s(h.best_sync_1, h.async_sync_1)},
-      {"async / sync, " + hi + " in flight", ratio_s(h.async_sync_hi, h.why_sync_hi) + best_s(h.best_sync_hi, h.async_sync_hi)},
-      {"async / ring, " + hi + " in flight", ratio_s(h.async_ring_hi, h.why_ring_hi) + best_s(h.best_ring_hi, h.async_ring_hi)},
-      {"async / uds-epoll, " + hi + " in flight",
-       ratio_s(h.async_uds_epoll_hi, h.why_uds_epoll_hi) + best_s(h.best_uds_epoll_hi, h.async_uds_epoll_hi)},
+      {"async / sync, 1 in flight",
+       ratio_s(h.async_sync_1, h.why_sync_1) + best_s(h.best_sync_1, h.async_sync_1) + lines_s(h.lines_sync_1)},
+      {"async / sync, " + hi + " in flight",
+       ratio_s(h.async_sync_hi, h.why_sync_hi) + best_s(h.best_sync_hi, h.async_sync_hi) + lines_s(h.lines_sync_hi)},
+      {"async / ring, " + hi + " in flight",
+       ratio_s(h.async_ring_hi, h.why_ring_hi) + best_s(h.best_ring_hi, h.async_ring_hi) + lines_s(h.lines_ring_hi)},
+      {"async / uds-epoll, " + hi + " in flight", ratio_s(h.async_uds_epoll_hi, h.why_uds_epoll_hi) +
+                                                       best_s(h.best_uds_epoll_hi, h.async_uds_epoll_hi) +
+                                                       lines_s(h.lines_uds_epoll_hi)},
       {"kernel entries per call, " + hi + " in flight",
        "async " + (h.async_kernel_hi ? fmt_kernel(*h.async_kernel_hi) : h.why_async_kernel_hi) + ", sync " +
            (h.sync_kernel_hi ? fmt_kernel(*h.sync_kernel_hi) : h.why_sync_kernel_hi)},
@@ -502,9 +525,9 @@ std::string headline_text(const Headline& h) {
                     (h.rounds > 1 ? ", of each scenario's median round of " + std::to_string(h.rounds) : std::string()) +
                     "; > 1x: async is faster)\n";
   for (const auto& [k, v] : rows) {
-    char line[160];
-    std::snprintf(line, sizeof line, "  %-42s %s\n", k.c_str(), v.c_str());
-    out += line;
+    char line[64];
+    std::snprintf(line, sizeof line, "  %-42s ", k.c_str());
+    out += line + v + "\n";
   }
   return out;
 }
@@ -914,16 +937,23 @@ std::string render_markdown(const Dataset& d, const RenderOptions& opt) {
     const Headline h = headline(d);
     if (h.any()) {
       const std::string hi = std::to_string(h.hi);
-      Table t{{"headline" + (h.msg_bytes ? " (" + std::to_string(h.msg_bytes) + "-byte messages)" : std::string()), "this data"}, {}};
+      Table t{{"headline" + (h.msg_bytes ? " (" + std::to_string(h.msg_bytes) + "-byte messages)" : std::string()), "this data",
+               "cache-line round trips of the two scenarios"},
+              {}};
       auto r = [](const std::optional<double>& v, const std::string& why) { return v ? fmt_ratio(*v) : why; };
-      t.rows = {{"async ÷ sync, 1 in flight", r(h.async_sync_1, h.why_sync_1)},
-                {"async ÷ sync, " + hi + " in flight", r(h.async_sync_hi, h.why_sync_hi)},
-                {"async ÷ ring, " + hi + " in flight", r(h.async_ring_hi, h.why_ring_hi)},
-                {"async ÷ uds-epoll, " + hi + " in flight", r(h.async_uds_epoll_hi, h.why_uds_epoll_hi)},
-                {"kernel entries per call, async, " + hi + " in flight", h.async_kernel_hi ? fmt_kernel(*h.async_kernel_hi) : h.why_async_kernel_hi},
-                {"kernel entries per call, sync, " + hi + " in flight", h.sync_kernel_hi ? fmt_kernel(*h.sync_kernel_hi) : h.why_sync_kernel_hi},
-                {"idle CPU, async client + server", h.idle_pct ? fmt_pct(*h.idle_pct) + " of one core" : "not measured"}};
-      if (h.line_rtt_ns) t.rows.push_back({"cache-line round trip, client ↔ server CPU (median)", fmt_ns(*h.line_rtt_ns)});
+      auto l = [](const std::optional<Headline::Lines>& v) -> std::string {
+        if (!v) return {};
+        return fmt_ns(v->async_ns) + " / " + fmt_ns(v->other_ns) + (v->changed ? " (the machine changed between them)" : "");
+      };
+      t.rows = {{"async ÷ sync, 1 in flight", r(h.async_sync_1, h.why_sync_1), l(h.lines_sync_1)},
+                {"async ÷ sync, " + hi + " in flight", r(h.async_sync_hi, h.why_sync_hi), l(h.lines_sync_hi)},
+                {"async ÷ ring, " + hi + " in flight", r(h.async_ring_hi, h.why_ring_hi), l(h.lines_ring_hi)},
+                {"async ÷ uds-epoll, " + hi + " in flight", r(h.async_uds_epoll_hi, h.why_uds_epoll_hi), l(h.lines_uds_epoll_hi)},
+                {"kernel entries per call, async, " + hi + " in flight", h.async_kernel_hi ? fmt_kernel(*h.async_kernel_hi) : h.why_async_kernel_hi, ""},
+                {"kernel entries per call, sync, " + hi + " in flight", h.sync_kernel_hi ? fmt_kernel(*h.sync_kernel_hi) : h.why_sync_kernel_hi, ""},
+                {"idle CPU, async client + server", h.idle_pct ? fmt_pct(*h.idle_pct) + " of one core" : "not measured", ""}};
+      if (h.line_rtt_ns) t.rows.push_back({"cache-line round trip, client ↔ server CPU (median)", fmt_ns(*h.line_rtt_ns), ""});
+      if (!h.lines_sync_1 && !h.lines_sync_hi && !h.lines_ring_hi && !h.lines_uds_epoll_hi) t.head.pop_back();  // no lines to show
       out += "## Headline\n\n" + t.str() + "\n";
       if (h.rounds > 1)
         out += "Each ratio compares the scenarios' median rounds of " + std::to_string(h.rounds) + " (see the first paragraph).\n\n";

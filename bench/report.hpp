@@ -149,6 +149,15 @@ struct Headline {
   // The median of the group's line_rtt_ns fields (the cache-line round trip between the client's
   // and the server's CPUs before each scenario): which state the machine was in.
   std::optional<double> line_rtt_ns;
+  // For each ratio above, the line round trips of its two scenarios (async's, then the other's):
+  // the state each was measured in. `changed`: the lines taken around the two (line_rtt_ns and
+  // line_rtt_after_ns of both) differ by more than 1.5×, so the ratio compares two machine states.
+  // Empty when either scenario has no line_rtt_ns.
+  struct Lines {
+    double async_ns = 0, other_ns = 0;
+    bool changed = false;
+  };
+  std::optional<Lines> lines_sync_1, lines_sync_hi, lines_ring_hi, lines_uds_epoll_hi;
   bool any() const;
 };
 Headline headline(const Dataset& d, std::uint64_t hi = 64);

@@ -177,6 +177,56 @@ TEST(Report, HeadlineGivesTheMedianLineRoundTrip) {
   EXPECT_CONTAINS(render_markdown(d), "| cache-line round trip, client ↔ server CPU (median) | 90 ns |");
 }
 
+// Each headline ratio gives the line round trips of its two scenarios, and says when they differ
+// by more than 1.5x (with the lines taken after each, where the lines have them).
+TEST(Report, HeadlineGivesEachRatiosLines) {
+  std::ifstream in(kData / "sample.jsonl");
+  std::string first;
+  std::getline(in, first);  // sync@1
+  struct L {
+    const char* mode;
+    std::uint64_t inflight;
+    double before, after;
+  };
+  const L lines[] = {{"async", 1, 60, 0}, {"sync", 1, 400, 0},   {"async", 64, 380, 390}, {"sync", 64, 390, 0},
+                     {"ring", 64, 370, 620}, {"uds-epoll", 64, 0, 0}};
+  std::string text;
+  for (const L& l : lines) {
+    auto j = nlohmann::json::parse(first);
+    j["mode"] = l.mode;
+    j["inflight"] = l.inflight;
+    if (l.before > 0) j["line_rtt_ns"] = l.before;
+    if (l.after > 0) j["line_rtt_after_ns"] = l.after;
+    text += j.dump() + "\n";
+  }
+  std::istringstream is(text);
+  Dataset d;
+  read_jsonl(is, "lines", d);
+  finish(d);
+  const Headline h = headline(d, 64);
+  ASSERT_TRUE(h.lines_sync_1 && h.lines_sync_hi && h.lines_ring_hi);
+  EXPECT_EQ(h.lines_sync_1->async_ns, 60);
+  EXPECT_EQ(h.lines_sync_1->other_ns, 400);
+  EXPECT_TRUE(h.lines_sync_1->changed);   // 60 against 400
+  EXPECT_FALSE(h.lines_sync_hi->changed);  // 380, 390, 390: one state
+  EXPECT_TRUE(h.lines_ring_hi->changed);   // ring's line after it, 620, is another state
+  EXPECT_FALSE(h.lines_uds_epoll_hi);      // uds-epoll has no line: nothing to show
+  const std::string t = headline_text(h);
+  EXPECT_CONTAINS(t, "1.00x; lines 60 ns / 400 ns, the machine changed between them\n");
+  EXPECT_CONTAINS(t, "async / sync, 64 in flight                 1.00x; lines 380 ns / 390 ns\n");
+  EXPECT_CONTAINS(t, "async / uds-epoll, 64 in flight            1.00x\n");
+  const std::string md = render_markdown(d);
+  EXPECT_CONTAINS(md, "| async ÷ sync, 1 in flight | 1.00× | 60 ns / 400 ns (the machine changed between them) |");
+  EXPECT_CONTAINS(md, "| async ÷ ring, 64 in flight | 1.00× | 380 ns / 370 ns (the machine changed between them) |");
+}
+
+// Without any line round trips the headline table has no column for them.
+TEST(Report, HeadlineWithoutLinesHasNoLinesColumn) {
+  const Dataset d = load("sample.jsonl");
+  EXPECT_FALSE(headline(d).lines_sync_1);
+  EXPECT_EQ(render_markdown(d).find("cache-line round trips of the two scenarios"), std::string::npos);
+}
+
 TEST(Report, Formatting) {
   EXPECT_EQ(fmt_rate(1234567.8), "1,234,568");
   EXPECT_EQ(fmt_rate(999), "999");
