@@ -31,6 +31,24 @@ Dataset load(const std::string& file) {
   return d;
 }
 
+// sample.jsonl's first line (sync@1, 1,000,000 ops/s, 11:00), to make variants of.
+std::string first_sample_line() {
+  std::ifstream in(kData / "sample.jsonl");
+  std::string first;
+  std::getline(in, first);
+  EXPECT_FALSE(first.empty()) << (kData / "sample.jsonl");
+  return first;
+}
+
+// The Dataset of the JSON lines in `text`, finished.
+Dataset dataset_of(const std::string& text, const std::string& name) {
+  std::istringstream is(text);
+  Dataset d;
+  read_jsonl(is, name, d);
+  finish(d);
+  return d;
+}
+
 std::string slurp(const fs::path& p) {
   std::ifstream in(p);
   std::stringstream ss;
@@ -98,9 +116,7 @@ TEST(Report, ParseLineRejectsWithOneLineReasons) {
 }
 
 TEST(Report, CrlfAndBlankLinesAndLaterDuplicateWins) {
-  std::ifstream in(kData / "sample.jsonl");
-  std::string first;
-  std::getline(in, first);  // sync@1, 1,000,000 ops/s, 11:00
+  const std::string first = first_sample_line();
   std::istringstream two(first + "\r\n\r\n  \n" + first + "\r\n");
   Dataset d;
   read_jsonl(two, "two", d);
@@ -114,9 +130,7 @@ TEST(Report, CrlfAndBlankLinesAndLaterDuplicateWins) {
 
 // The latest series of rounds of a scenario counts by its median round; older lines are superseded.
 TEST(Report, ASeriesOfRoundsKeepsItsMedianRound) {
-  std::ifstream in(kData / "sample.jsonl");
-  std::string first;
-  std::getline(in, first);  // sync@1
+  const std::string first = first_sample_line();
   auto line = [&](const std::string& mode, double ops, const std::string& minute, int round) {
     auto j = nlohmann::json::parse(first);
     j["mode"] = mode;
@@ -125,16 +139,14 @@ TEST(Report, ASeriesOfRoundsKeepsItsMedianRound) {
     if (round > 0) j["round"] = round;
     return j.dump() + "\n";
   };
-  std::istringstream text(line("sync", 5e6, "00", 0) +                                  // older, superseded
-                          line("sync", 3e6, "01", 1) + line("sync", 1e6, "02", 2) +       // a series of 3:
-                          line("sync", 2e6, "03", 3) +                                  //   its median, 2e6
-                          line("async", 4e6, "01", 1) + line("async", 3e6, "02", 2) +     // 2 rounds: the lower
-                          line("ring", 9e6, "01", 1) + line("ring", 7e6, "02", 3) +       // round 2 missing
-                          line("pipe", 1e6, "01", 0).replace(line("pipe", 1e6, "01", 0).find("\"ops_per_s\""), 0,
-                                                              "\"rounds\":1e300,"));       // not the line's to say
-  Dataset d;
-  read_jsonl(text, "rounds", d);
-  finish(d);
+  const std::string text(line("sync", 5e6, "00", 0) +                                  // older, superseded
+                         line("sync", 3e6, "01", 1) + line("sync", 1e6, "02", 2) +       // a series of 3:
+                         line("sync", 2e6, "03", 3) +                                  //   its median, 2e6
+                         line("async", 4e6, "01", 1) + line("async", 3e6, "02", 2) +     // 2 rounds: the lower
+                         line("ring", 9e6, "01", 1) + line("ring", 7e6, "02", 3) +       // round 2 missing
+                         line("pipe", 1e6, "01", 0).replace(line("pipe", 1e6, "01", 0).find("\"ops_per_s\""), 0,
+                                                             "\"rounds\":1e300,"));       // not the line's to say
+  const Dataset d = dataset_of(text, "rounds");
   ASSERT_EQ(d.records.size(), 4u);
   std::map<std::string, const Record*> by_mode;
   for (const auto& r : d.records) by_mode[r.mode] = &r;
@@ -155,9 +167,7 @@ TEST(Report, ASeriesOfRoundsKeepsItsMedianRound) {
 
 // The headline gives the median cache-line round trip of the headline group's scenarios.
 TEST(Report, HeadlineGivesTheMedianLineRoundTrip) {
-  std::ifstream in(kData / "sample.jsonl");
-  std::string first;
-  std::getline(in, first);  // sync@1
+  const std::string first = first_sample_line();
   std::string text;
   const std::pair<const char*, double> lines[] = {{"sync", 400}, {"async", 80}, {"ring", 90}};
   for (const auto& [mode, ns] : lines) {
@@ -166,10 +176,7 @@ TEST(Report, HeadlineGivesTheMedianLineRoundTrip) {
     j["line_rtt_ns"] = ns;
     text += j.dump() + "\n";
   }
-  std::istringstream is(text);
-  Dataset d;
-  read_jsonl(is, "lines", d);
-  finish(d);
+  const Dataset d = dataset_of(text, "lines");
   const Headline h = headline(d, 1);
   ASSERT_TRUE(h.line_rtt_ns);
   EXPECT_EQ(*h.line_rtt_ns, 90);
@@ -180,9 +187,7 @@ TEST(Report, HeadlineGivesTheMedianLineRoundTrip) {
 // Each headline ratio gives the line round trips of its two scenarios, and says when they differ
 // by more than 1.5x (with the lines taken after each, where the lines have them).
 TEST(Report, HeadlineGivesEachRatiosLines) {
-  std::ifstream in(kData / "sample.jsonl");
-  std::string first;
-  std::getline(in, first);  // sync@1
+  const std::string first = first_sample_line();
   struct L {
     const char* mode;
     std::uint64_t inflight;
@@ -199,10 +204,7 @@ TEST(Report, HeadlineGivesEachRatiosLines) {
     if (l.after > 0) j["line_rtt_after_ns"] = l.after;
     text += j.dump() + "\n";
   }
-  std::istringstream is(text);
-  Dataset d;
-  read_jsonl(is, "lines", d);
-  finish(d);
+  const Dataset d = dataset_of(text, "lines");
   const Headline h = headline(d, 64);
   ASSERT_TRUE(h.lines_sync_1 && h.lines_sync_hi && h.lines_ring_hi);
   EXPECT_EQ(h.lines_sync_1->async_ns, 60);
