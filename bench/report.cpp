@@ -424,6 +424,10 @@ const Group* headline_group(const std::vector<Group>& gs) {
 
 }  // namespace
 
+std::string fmt_lines(const Headline::Lines& l) {
+  return fmt_ns(l.async_ns) + " / " + fmt_ns(l.other_ns) + (l.changed ? ", the machine changed between them" : "");
+}
+
 bool Headline::any() const {
   return async_sync_1 || async_sync_hi || async_ring_hi || async_uds_epoll_hi || async_kernel_hi || sync_kernel_hi || idle_pct;
 }
@@ -497,11 +501,7 @@ std::string headline_text(const Headline& h) {
     return ", best " + v + " (" + b->second + ")";
   };
   // "; lines 395 ns / 392 ns": the states the ratio's two scenarios were measured in.
-  auto lines_s = [](const std::optional<Headline::Lines>& l) -> std::string {
-    if (!l) return {};
-    return "; lines " + fmt_ns(l->async_ns) + " / " + fmt_ns(l->other_ns) +
-           (l->changed ? ", the machine changed between them" : "");
-  };
+  auto lines_s = [](const std::optional<Headline::Lines>& l) { return l ? "; lines " + fmt_lines(*l) : std::string(); };
   std::vector<std::pair<std::string, std::string>> rows = {
       {"async / sync, 1 in flight",
        ratio_s(h.async_sync_1, h.why_sync_1) + best_s(h.best_sync_1, h.async_sync_1) + lines_s(h.lines_sync_1)},
@@ -941,10 +941,7 @@ std::string render_markdown(const Dataset& d, const RenderOptions& opt) {
                "cache-line round trips of the two scenarios"},
               {}};
       auto r = [](const std::optional<double>& v, const std::string& why) { return v ? fmt_ratio(*v) : why; };
-      auto l = [](const std::optional<Headline::Lines>& v) -> std::string {
-        if (!v) return {};
-        return fmt_ns(v->async_ns) + " / " + fmt_ns(v->other_ns) + (v->changed ? " (the machine changed between them)" : "");
-      };
+      auto l = [](const std::optional<Headline::Lines>& v) { return v ? fmt_lines(*v) : std::string(); };
       t.rows = {{"async ÷ sync, 1 in flight", r(h.async_sync_1, h.why_sync_1), l(h.lines_sync_1)},
                 {"async ÷ sync, " + hi + " in flight", r(h.async_sync_hi, h.why_sync_hi), l(h.lines_sync_hi)},
                 {"async ÷ ring, " + hi + " in flight", r(h.async_ring_hi, h.why_ring_hi), l(h.lines_ring_hi)},

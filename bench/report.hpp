@@ -161,6 +161,8 @@ struct Headline {
   bool any() const;
 };
 Headline headline(const Dataset& d, std::uint64_t hi = 64);
+// "395 ns / 392 ns", with ", the machine changed between them" when it did.
+std::string fmt_lines(const Headline::Lines& l);
 std::string headline_text(const Headline& h);  // a small plain-text table for a terminal
 
 // A plot the report refers to: files <stem>.png and <stem>.svg in the report directory.
