@@ -202,9 +202,7 @@ void run(const Options& o, CLI::App& bench) {
       IpcResult r = idle ? run_async_idle(p) : ipc_modes().at(s.mode)(p);
       const unsigned of = s.round != 0 ? o.rounds : 1;  // the idle line, and runs of one round: none
       mark_round(r, s.round, of);
-      auto j = ipc_json_line(s.mode, p, r, facts, line_ns);
-      mark_round(j, s.round, of);
-      json << j.dump() << '\n';
+      json << ipc_json_line(s.mode, p, r, facts, line_ns).dump() << '\n';
       json.flush();
       if (!json) throw std::runtime_error("write to '" + path.string() + "' failed");
       const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -176,9 +176,7 @@ void run(const Options& o) {
     IpcResult r = s.mode == "async-idle" ? run_async_idle(p) : ipc_modes().at(s.mode)(p);
     const unsigned of = s.mode == "async-idle" ? 1 : rounds;  // the idle line is measured once
     mark_round(r, s.round, of);
-    auto j = ipc_json_line(s.mode, p, r, facts, line_ns);
-    mark_round(j, s.round, of);
-    json << j.dump() << '\n';
+    json << ipc_json_line(s.mode, p, r, facts, line_ns).dump() << '\n';
     json.flush();
     if (!json) throw std::runtime_error("write to '" + jsonl.string() + "' failed");
     progress.done(i, s, r);

@@ -38,6 +38,7 @@ struct IpcResult {
   std::uint64_t kernel_entries = 0;
   double cpu_s = 0;
   std::string note;             // anything the reader must know (e.g. "client threads: 64")
+  unsigned round = 0;           // round 1..N of a series measured in rounds (mark_round), else 0
   double ops_per_s() const { return wall_s > 0 ? static_cast<double>(ops) / wall_s : 0; }
   double kernel_entries_per_op() const { return ops ? static_cast<double>(kernel_entries) / static_cast<double>(ops) : 0; }
 };

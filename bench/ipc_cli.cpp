@@ -181,11 +181,9 @@ std::string round_label(unsigned round, unsigned rounds) {
 }
 
 void mark_round(IpcResult& r, unsigned round, unsigned rounds) {
-  if (rounds > 1) r.note = round_label(round, rounds) + (r.note.empty() ? "" : "; " + r.note);
-}
-
-void mark_round(nlohmann::ordered_json& j, unsigned round, unsigned rounds) {
-  if (rounds > 1) j["round"] = round;
+  if (rounds <= 1) return;
+  r.note = round_label(round, rounds) + (r.note.empty() ? "" : "; " + r.note);
+  r.round = round;
 }
 
 nlohmann::ordered_json ipc_json_line(const std::string& mode, const IpcParams& p, const IpcResult& r, const Facts& f,
@@ -208,6 +206,7 @@ nlohmann::ordered_json ipc_json_line(const std::string& mode, const IpcParams& p
   if (line_ns > 0) j["line_rtt_ns"] = line_ns;
   if (line_after_ns > 0) j["line_rtt_after_ns"] = line_after_ns;
   append_facts(j, f, p.cpus);
+  if (r.round != 0) j["round"] = r.round;  // last, as documented (docs/bench.md)
   return j;
 }
 
@@ -334,9 +333,7 @@ void run(const Options& o) {
           rate[{size, n, mode}].push_back(r.ops_per_s());
           line[{size, n, mode}].push_back(l);
           if (json.is_open()) {
-            auto j = ipc_json_line(mode, p, r, facts, l.before, l.after);
-            mark_round(j, round, o.rounds);
-            json << j.dump() << '\n';
+            json << ipc_json_line(mode, p, r, facts, l.before, l.after).dump() << '\n';
             json.flush();
             if (!json) throw std::runtime_error("--json: write to '" + o.json + "' failed");
           }

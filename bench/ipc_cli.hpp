@@ -31,11 +31,10 @@ nlohmann::ordered_json ipc_json_line(const std::string& mode, const IpcParams& p
                                      double line_ns = 0, double line_after_ns = 0);
 
 // A scenario measured as round `round` of `rounds` (> 1; `--rounds` of bench ipc, demo, bench
-// all): its note starts with round_label(), "round r/N", and its JSON line (made after) carries
-// `round`. Nothing when rounds <= 1 (round_label: "").
+// all): its note starts with round_label(), "round r/N", and IpcResult::round is set, so its
+// JSON line (ipc_json_line) carries `round`. Nothing when rounds <= 1 (round_label: "").
 std::string round_label(unsigned round, unsigned rounds);
 void mark_round(IpcResult& r, unsigned round, unsigned rounds);
-void mark_round(nlohmann::ordered_json& j, unsigned round, unsigned rounds);
 
 // The modes a --modes LIST names, in its order, duplicates dropped; every registered mode (in
 // ipc_mode_order()) when LIST is empty. An unknown name is a usage error (CLI::ValidationError,
